@@ -1,0 +1,151 @@
+"""Run a student's notebook with nbclient, papermill-style parameters
+injected, under a per-cell and a whole-notebook time limit.
+
+A failing cell ends the run, as it would for a person pressing "Run all";
+the executed notebook keeps every output up to that point.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from grader.results import CellFailure
+from grader.sandbox import ResourceLimits, kill_group
+
+log = logging.getLogger("grader")
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+
+
+def inject_parameters(notebook: nbformat.NotebookNode, parameters: dict[str, Any]) -> int:
+    """Insert a cell assigning ``parameters`` after the ``parameters``-tagged
+    cell (or first, when there is none); return the new cell's index."""
+    if not parameters:
+        return -1
+    lines = ["# Parameters injected by the grader"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = [INJECTED_TAG]
+    position = 0
+    for index, existing in enumerate(notebook.cells):
+        if PARAMETERS_TAG in existing.get("metadata", {}).get("tags", []):
+            position = index + 1
+            break
+    notebook.cells.insert(position, cell)
+    return position
+
+
+@dataclass
+class NotebookRun:
+    """How the notebook's execution went."""
+
+    notebook: nbformat.NotebookNode
+    completed: bool
+    failure: CellFailure | None = None
+    #: "cell_error", "cell_timeout", "notebook_timeout" or "kernel_died".
+    failure_kind: str | None = None
+    kernel_start_seconds: float = 0.0
+    execution_seconds: float = 0.0
+    cells_run: int = 0
+
+
+def _error_output(cell: nbformat.NotebookNode) -> dict[str, Any] | None:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return output
+    return None
+
+
+def run_notebook(
+    notebook: nbformat.NotebookNode,
+    *,
+    workdir: Path,
+    env: dict[str, str],
+    cell_timeout: int,
+    notebook_timeout: int,
+    startup_timeout: int,
+    limits: ResourceLimits,
+) -> NotebookRun:
+    """Execute every code cell in order; stop at the first failure."""
+    manager = KernelManager(kernel_name="python3")
+    client = NotebookClient(
+        notebook,
+        km=manager,
+        timeout=cell_timeout,
+        startup_timeout=startup_timeout,
+        allow_errors=False,
+        record_timing=True,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    run = NotebookRun(notebook=notebook, completed=False)
+    started = time.monotonic()
+    current = {"index": -1}
+    expired = threading.Event()
+
+    def stop_kernel() -> None:
+        expired.set()
+        pid = getattr(manager.provisioner, "pid", None)
+        if pid:
+            kill_group(pid)
+
+    watchdog = threading.Timer(notebook_timeout, stop_kernel)
+    try:
+        with client.setup_kernel(env=env, cwd=str(workdir), preexec_fn=limits.preexec()):
+            run.kernel_start_seconds = time.monotonic() - started
+            watchdog.start()
+            for index, cell in enumerate(notebook.cells):
+                current["index"] = index
+                client.execute_cell(cell, index)
+                if cell.cell_type == "code":
+                    run.cells_run += 1
+            run.completed = True
+    except CellTimeoutError:
+        run.failure_kind = "cell_timeout"
+        run.failure = _failure(notebook, current["index"], "CellTimeoutError",
+                               f"the cell ran longer than {cell_timeout} s")
+    except DeadKernelError:
+        if expired.is_set():
+            run.failure_kind = "notebook_timeout"
+            reason = f"the notebook ran longer than {notebook_timeout} s and was stopped"
+        else:
+            run.failure_kind = "kernel_died"
+            reason = "the kernel died (out of memory, a crash, or the process was killed)"
+        run.failure = _failure(notebook, current["index"], "DeadKernelError", reason)
+    except CellExecutionError as exc:
+        run.failure_kind = "cell_error"
+        index = current["index"]
+        output = _error_output(notebook.cells[index]) if index >= 0 else None
+        run.failure = CellFailure(
+            index=index,
+            source=notebook.cells[index].source if index >= 0 else "",
+            error_name=(output or {}).get("ename", exc.ename),
+            error_value=(output or {}).get("evalue", exc.evalue),
+            traceback="\n".join((output or {}).get("traceback", [])) or str(exc),
+        )
+    except RuntimeError as exc:
+        # nbclient raises RuntimeError when the kernel does not start in time.
+        run.failure_kind = "kernel_died"
+        run.failure = _failure(notebook, -1, type(exc).__name__, f"the kernel did not start: {exc}")
+    finally:
+        watchdog.cancel()
+        pid = getattr(manager.provisioner, "pid", None) if manager.provisioner else None
+        if pid:
+            kill_group(pid)
+        run.execution_seconds = time.monotonic() - started - run.kernel_start_seconds
+    return run
+
+
+def _failure(notebook: nbformat.NotebookNode, index: int, name: str, value: str) -> CellFailure:
+    source = notebook.cells[index].source if 0 <= index < len(notebook.cells) else ""
+    return CellFailure(index=index, source=source, error_name=name, error_value=value, traceback="")

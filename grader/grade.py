@@ -1,0 +1,263 @@
+"""Grade one submission end to end: lay out a fresh working copy, run the
+notebook against the emulator, wait for its jobs, gather the evidence,
+judge every criterion and write the results, the report and the executed
+notebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+from grader import __version__
+from grader.checks import judge
+from grader.data import Splits, load_splits, write_csv
+from grader.emulator import Emulator, student_environment
+from grader.evidence import Evidence, inspect_artifact
+from grader.execute import inject_parameters, run_notebook
+from grader.report import write_report
+from grader.results import GradeResult, JobRecord, LearningCurve, ModelScores, Timings
+from grader.rubric import Rubric
+from grader.sandbox import ResourceLimits
+from grader.submission import Submission, lay_out_workdir, open_submission
+from grader.training import JobRun
+
+log = logging.getLogger("grader")
+
+REFERENCE_SOLUTION = Path(__file__).resolve().parent.parent / "reference_solution"
+
+
+def emulator_for(rubric: Rubric, work_root: Path) -> Emulator:
+    """An emulator whose training jobs obey the rubric's limits."""
+    return Emulator(
+        work_root=work_root,
+        settings={
+            "limits": ResourceLimits.from_rubric(rubric.limits),
+            "max_job_seconds": rubric.timeouts.job_seconds,
+            "max_log_bytes": rubric.limits.output_bytes,
+        },
+    )
+
+
+@contextlib.contextmanager
+def _emulator(rubric: Rubric, scratch: Path, shared: Emulator | None) -> Iterator[Emulator]:
+    if shared is not None:
+        shared.reset(work_root=scratch)
+        yield shared
+        return
+    with emulator_for(rubric, scratch) as emulator:
+        yield emulator
+
+
+def _job_record(run: JobRun) -> JobRecord:
+    return JobRecord(
+        name=run.name,
+        status=run.status,
+        failure_reason=run.failure_reason,
+        model_data=run.model_data,
+        image=run.image,
+        entry_point=run.entry_point,
+        hyperparameters=run.user_hyperparameters,
+        channels=run.channels,
+        metric_definitions=run.metric_definitions,
+        duration_seconds=round(run.duration, 2) if run.duration is not None else None,
+        exit_code=run.exit_code,
+        local_mode=run.local_mode,
+    )
+
+
+def _write_private_splits(splits: Splits, directory: Path) -> dict[str, Path]:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths = {}
+    for name in ("train", "validation", "holdout"):
+        paths[name] = directory / f"{name}.csv"
+        write_csv(splits.split(name), paths[name])
+    return paths
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def grade(
+    submission_path: Path,
+    rubric: Rubric,
+    out_dir: Path,
+    *,
+    reference: ModelScores | None = None,
+    emulator: Emulator | None = None,
+    audience: str = "instructor",
+) -> GradeResult:
+    """Grade the submission at ``submission_path`` and write its outputs.
+
+    Raises SubmissionError before anything runs when the submission is not
+    gradable; once it runs, every failure of student code is a verdict.
+    """
+    started = time.monotonic()
+    submission = open_submission(submission_path, rubric)
+    timings = Timings()
+    scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+    try:
+        result = _grade_in(scratch, submission, rubric, reference, emulator, timings)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    report_started = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = result.__dict__.pop("_executed", None)
+    if executed is not None:
+        _write_atomic(out_dir / "executed.ipynb", nbformat.writes(executed))
+    write_report(result, out_dir / "report.html", audience=audience)
+    timings.report = time.monotonic() - report_started
+    timings.total = time.monotonic() - started
+    result.timings = Timings(**{k: round(v, 3) for k, v in timings.model_dump().items()})
+    _write_atomic(out_dir / "results.json", result.model_dump_json(indent=2))
+    return result
+
+
+def _grade_in(
+    scratch: Path,
+    submission: Submission,
+    rubric: Rubric,
+    reference: ModelScores | None,
+    shared: Emulator | None,
+    timings: Timings,
+) -> GradeResult:
+    setup_started = time.monotonic()
+    workdir = scratch / "work"
+    splits = load_splits(rubric.fixtures.dataset)
+    lay_out_workdir(submission, workdir, rubric, splits)
+    private = _write_private_splits(splits, scratch / "private")
+
+    with _emulator(rubric, scratch, shared) as emulator:
+        for split, uri in rubric.fixtures.s3.items():
+            body = splits.split(split).to_csv(header=False, index=False).encode()
+            emulator.seed_object(uri, body)
+        notebook = copy.deepcopy(submission.notebook)
+        inject_parameters(notebook, rubric.parameters)
+        env = student_environment(emulator, scratch / "home")
+        limits = ResourceLimits.from_rubric(rubric.limits)
+        timings.setup = time.monotonic() - setup_started
+
+        notebook_run = run_notebook(
+            notebook,
+            workdir=workdir,
+            env=env,
+            cell_timeout=rubric.timeouts.cell_seconds,
+            notebook_timeout=rubric.timeouts.notebook_seconds,
+            startup_timeout=rubric.timeouts.kernel_start_seconds,
+            limits=limits,
+        )
+        timings.kernel_start = notebook_run.kernel_start_seconds
+        timings.notebook = notebook_run.execution_seconds
+        # A job started with fit(wait=False) may still be running.
+        emulator.training.wait_all(timeout=rubric.timeouts.job_seconds + 30)
+
+        checks_started = time.monotonic()
+        runs = list(emulator.training.runs.values())
+        timings.training = sum(r.duration or 0.0 for r in runs)
+        evidence = Evidence(
+            rubric=rubric,
+            submission=submission,
+            notebook=notebook_run,
+            runs=runs,
+            artifact=None,
+            reference_scores=(reference or ModelScores()).model_dump(),
+            script_text=submission.script_path.read_text(errors="replace"),
+            workdir=workdir,
+        )
+        graded = evidence.graded_run
+        if graded is not None:
+            evidence.artifact = inspect_artifact(
+                graded,
+                scratch=scratch / "private" / "probe",
+                splits={"train": private["train"], "validation": private["validation"],
+                        "holdout": private["holdout"]},
+                limits=limits,
+            )
+        verdicts = judge(evidence)
+        timings.checks = time.monotonic() - checks_started
+
+    scores = evidence.artifact.scores if evidence.artifact else None
+    auc = (scores or {}).get("auc", {})
+    curve = (scores or {}).get("curve", {})
+    result = GradeResult(
+        submission=submission.name,
+        score=sum(v.points for v in verdicts),
+        max_score=rubric.max_score,
+        rubric=rubric.name,
+        rubric_hash=rubric.fingerprint(),
+        submission_hash=submission.content_hash(),
+        grader_version=__version__,
+        graded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        criteria=verdicts,
+        reference=reference or ModelScores(),
+        student=ModelScores(
+            validation_auc=auc.get("validation"), holdout_auc=auc.get("holdout")
+        ),
+        jobs=[_job_record(r) for r in runs],
+        learning_curve=LearningCurve(
+            rounds=list(range(1, len(curve.get("validation", [])) + 1)),
+            train=curve.get("train", []),
+            validation=curve.get("validation", []),
+        )
+        if curve.get("validation")
+        else None,
+        cell_failure=notebook_run.failure,
+        training_log=graded.log_text if graded else "",
+    )
+    result.__dict__["_executed"] = notebook_run.notebook
+    return result
+
+
+def _reference_cache_path(rubric: Rubric) -> Path:
+    digest = hashlib.sha256(rubric.fingerprint().encode())
+    for path in sorted(REFERENCE_SOLUTION.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.name.encode() + path.read_bytes())
+    root = Path(os.environ.get("GRADER_CACHE_DIR") or Path.home() / ".cache" / "sagemaker-grader")
+    return root / f"reference-{digest.hexdigest()[:16]}.json"
+
+
+def reference_scores(
+    rubric: Rubric, *, emulator: Emulator | None = None, out_dir: Path | None = None
+) -> ModelScores:
+    """The reference solution's AUCs, graded by the same machinery, cached
+    per rubric and reference content."""
+    cache = _reference_cache_path(rubric)
+    if cache.is_file():
+        try:
+            return ModelScores.model_validate_json(cache.read_text())
+        except ValueError:
+            pass
+    with tempfile.TemporaryDirectory(prefix="grader-reference-") as scratch:
+        result = grade(
+            REFERENCE_SOLUTION, rubric, out_dir or Path(scratch) / "out", emulator=emulator
+        )
+    scores = result.student
+    if scores.holdout_auc is None:
+        log.warning("the reference solution produced no model: %s", result.criteria)
+        return scores
+    _write_atomic(cache, json.dumps(scores.model_dump()))
+    return scores

@@ -1,0 +1,77 @@
+"""Figures for the feedback report, drawn as SVG markup to inline in HTML.
+
+Figures are built on a bare ``Figure`` with its own SVG canvas, so nothing
+touches pyplot's global state or the process-wide backend. Output is
+byte-for-byte reproducible: the same curve gives the same markup.
+"""
+
+from __future__ import annotations
+
+import io
+
+from grader.results import LearningCurve
+
+_TRAIN_COLOUR = "#2563eb"
+_VALIDATION_COLOUR = "#d97706"
+
+#: Fixed salt for the ids matplotlib hashes into the SVG, so reruns match.
+_SVG_RC = {"svg.hashsalt": "grader-learning-curve", "svg.fonttype": "none"}
+
+#: None drops each entry; with every entry gone the <metadata> block goes too.
+_NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+
+
+def learning_curve_svg(curve: LearningCurve) -> str | None:
+    """Train and validation metric per boosting round as inline ``<svg>``.
+
+    Returns None when the curve has no round with a value to plot. A series
+    longer than ``rounds`` is cut to the rounds it can be placed against.
+    """
+    train = _series(curve.rounds, curve.train)
+    validation = _series(curve.rounds, curve.validation)
+    if not train[0] and not validation[0]:
+        return None
+
+    # Imported here: matplotlib is slow to import and builds a font cache on
+    # first use, which a report without a curve should not pay for.
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    with matplotlib.rc_context(_SVG_RC):
+        figure = Figure(figsize=(7.5, 3.4), layout="constrained")
+        FigureCanvasSVG(figure)
+        axes = figure.add_subplot()
+        marker = "o" if max(len(train[0]), len(validation[0])) <= 30 else None
+        for (rounds, values), label, colour in (
+            (train, "train", _TRAIN_COLOUR),
+            (validation, "validation", _VALIDATION_COLOUR),
+        ):
+            if rounds:
+                axes.plot(
+                    rounds, values, label=label, color=colour,
+                    linewidth=1.8, marker=marker, markersize=3.5,
+                )
+
+        axes.set_xlabel("boosting round")
+        # The metric name comes from the submission: never parse it as TeX.
+        axes.set_ylabel(curve.metric, parse_math=False)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(True, color="#e5e7eb", linewidth=0.8)
+        axes.set_axisbelow(True)
+        for side in ("top", "right"):
+            axes.spines[side].set_visible(False)
+        axes.legend(frameon=False, loc="lower right")
+
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata=_NO_METADATA)
+
+    markup = buffer.getvalue()
+    # Drop the XML prolog and doctype: HTML wants the bare <svg> element.
+    return markup[markup.index("<svg"):].strip()
+
+
+def _series(rounds: list[int], values: list[float]) -> tuple[list[int], list[float]]:
+    count = min(len(rounds), len(values))
+    return rounds[:count], values[:count]
