@@ -57,6 +57,12 @@ _NOTEBOOK_HINTS: list[tuple[re.Pattern[str], str, str]] = [
         "See why the job failed below (job_completed) and fix train.py.",
     ),
     (
+        re.compile(r"KeyError: 'MetricDefinitions'"),
+        "TrainingJobAnalytics found no MetricDefinitions on the job: the estimator "
+        "was built without metric_definitions",
+        "Pass metric_definitions to the estimator (see metrics_logged).",
+    ),
+    (
         re.compile(r"AccessDenied|is not authorized|InvalidClientTokenId|NoCredentials"),
         "an AWS call was refused: the notebook uses credentials or a role this "
         "account does not have",
@@ -87,7 +93,8 @@ def check_notebook_runs(ev: Evidence) -> Finding:
             "input, and keep memory use modest.",
             location=f"notebook {cell}",
         )
-    text = f"{failure.error_name}: {failure.error_value}"
+    first_line = (failure.error_value.strip().splitlines() or [""])[0]
+    text = f"{failure.error_name}: {first_line}"
     cause, fix = f"{cell} raised {text}", "Fix the error in that cell and run all cells again."
     caused_by = None
     for pattern, hint, advice in _NOTEBOOK_HINTS:
@@ -97,6 +104,8 @@ def check_notebook_runs(ev: Evidence) -> Finding:
             fix = advice
             if "training job failed" in hint:
                 caused_by = "job_completed"
+            elif "MetricDefinitions" in hint:
+                caused_by = "metrics_logged"
             break
     return Finding(
         Status.FAILED,
@@ -586,6 +595,10 @@ def check_metrics_logged(ev: Evidence) -> Finding:
         return _skipped(f"Training job {run.name} wrote no log.", "job_completed")
     definitions = run.metric_definitions
     location = ev.notebook_location(r"XGBoost\(|PyTorch\(|Estimator\(")
+    if run.status == "Failed" and definitions and not any(run.metric_values.values()):
+        return _skipped(
+            f"Training job {run.name} failed before it logged any metric.", "job_completed"
+        )
     sample = next((line for line in run.log_lines if "validation-" in line), None)
     if not definitions:
         hint = f" The log has lines like {sample.strip()!r}." if sample else ""
@@ -806,18 +819,43 @@ CHECKS: dict[str, Callable[[Evidence], Finding]] = {
 }
 
 
+_JOB_SIDE = ("job_completed", "channels_matched", "artifact_saved", "metrics_logged",
+             "model_loads")
+
+
+def _link_notebook_failure(findings: dict[str, Finding], ev: Evidence) -> None:
+    """A notebook that fails after fit(), where the job side failed too, fails
+    because of that: point its verdict at the job-side cause."""
+    notebook = findings.get("notebook_runs")
+    failure = ev.notebook.failure
+    if notebook is None or notebook.status is not Status.FAILED or notebook.caused_by:
+        return
+    if failure is None or not ev.runs:
+        return
+    for criterion in _JOB_SIDE:
+        finding = findings.get(criterion)
+        if finding is not None and finding.status is Status.FAILED:
+            notebook.caused_by = finding.caused_by or criterion
+            notebook.cause = f"{notebook.cause}, a consequence of: {finding.cause or finding.message}"
+            return
+
+
 def judge(ev: Evidence) -> list[Verdict]:
     """Every criterion of the rubric, in its order, judged from ``ev``."""
-    verdicts = []
+    findings: dict[str, Finding] = {}
     for criterion in ev.rubric.criteria:
         try:
-            finding = CHECKS[criterion.id](ev)
+            findings[criterion.id] = CHECKS[criterion.id](ev)
         except Exception as exc:  # a grader fault must not cost the student a verdict
-            finding = Finding(
+            findings[criterion.id] = Finding(
                 Status.ERROR,
                 f"The grader could not judge this criterion ({type(exc).__name__}: {exc}).",
                 fix="Report this to the course staff; it is not your mistake.",
             )
+    _link_notebook_failure(findings, ev)
+    verdicts = []
+    for criterion in ev.rubric.criteria:
+        finding = findings[criterion.id]
         points = criterion.points if finding.status is Status.PASSED else 0.0
         verdicts.append(
             Verdict(

@@ -31,6 +31,7 @@ __all__ = [
     "TrimmedLog",
     "render_report",
     "strip_ansi",
+    "template_environment",
     "trim_log",
     "write_report",
 ]
@@ -78,7 +79,7 @@ def render_report(result: GradeResult, *, audience: str = "instructor") -> str:
         raise ValueError(
             f"audience {audience!r} is not one of {', '.join(AUDIENCES)}"
         )
-    template = _environment().get_template("report.html.j2")
+    template = template_environment().get_template("report.html.j2")
     return template.render(_context(result, audience))
 
 
@@ -127,13 +128,19 @@ def trim_log(text: str) -> TrimmedLog:
 
 
 @functools.cache
-def _environment() -> Environment:
+def template_environment() -> Environment:
+    """The Jinja2 environment of every HTML page grader writes.
+
+    The per-submission report and the class index (:mod:`grader.exports`)
+    share it, so both escape the same way and format points alike.
+    """
     environment = Environment(
         loader=PackageLoader("grader", "templates"),
-        # Templates escape everything by default; the stylesheet is raw text.
+        # Templates escape everything by default; stylesheets and scripts
+        # are our own raw text.
         autoescape=select_autoescape(
             enabled_extensions=("html", "j2"),
-            disabled_extensions=("css",),
+            disabled_extensions=("css", "js"),
             default=True,
         ),
         undefined=StrictUndefined,
@@ -179,7 +186,8 @@ def _context(result: GradeResult, audience: str) -> dict[str, Any]:
         "visible_total": _total(visible),
         "hidden_count": len(result.criteria) - len(visible),
         "verdicts": verdicts,
-        "to_fix": [v for v in verdicts if v.status in (Status.FAILED, Status.ERROR)],
+        "to_fix": _root_causes_first(verdicts),
+        "titles": {v.id: v.title or v.id for v in verdicts},
         "scores": scores,
         # Built by our own plotting code from numbers; the one metric name
         # it carries is escaped by matplotlib's SVG writer.
@@ -189,6 +197,14 @@ def _context(result: GradeResult, audience: str) -> dict[str, Any]:
             (label, getattr(result.timings, field)) for field, label in _TIMING_LABELS
         ],
     }
+
+
+def _root_causes_first(verdicts: list[Verdict]) -> list[Verdict]:
+    """Failures that explain others come first; their consequences follow."""
+    failing = [v for v in verdicts if v.status in (Status.FAILED, Status.ERROR)]
+    failing_ids = {v.id for v in failing}
+    roots = [v for v in failing if v.caused_by not in failing_ids]
+    return roots + [v for v in failing if v.caused_by in failing_ids]
 
 
 def _total(verdicts: list[Verdict]) -> tuple[float, float]:

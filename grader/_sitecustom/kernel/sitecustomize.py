@@ -10,6 +10,9 @@ points AWS at the grader's emulator and keeps everything on this machine.
 - The SDK's polling waits (5 s before the first describe, 10 s between
   log reads, 30 s between status checks) run on an accelerated clock, so
   ``fit()`` returns about as soon as the emulated job ends.
+- The SDK validates its defaults config against a large JSON schema on
+  every lookup (about half a second each here); a config that passed once
+  is not validated again.
 - Local mode (``instance_type='local'``) needs Docker; its training calls
   are sent to the emulator's CreateTrainingJob, so the same runner trains.
 """
@@ -82,6 +85,21 @@ def _accelerate_polling(module):
     module.time = _AcceleratedClock()
 
 
+def _validate_configs_once(config_module):
+    import json
+
+    validate = config_module.validate_sagemaker_config
+    valid = set()
+
+    def validate_once(sagemaker_config=None):
+        key = json.dumps(sagemaker_config, sort_keys=True, default=str)
+        if key not in valid:
+            validate(sagemaker_config)
+            valid.add(key)
+
+    config_module.validate_sagemaker_config = validate_once
+
+
 def _emulate_local_mode(local_session_module):
     """Train local-mode jobs on the emulator rather than in Docker."""
     import boto3
@@ -147,6 +165,7 @@ if _EMULATOR:
         {
             "botocore.session": _redirect_clients,
             "sagemaker.session": _accelerate_polling,
+            "sagemaker.config.config": _validate_configs_once,
             "sagemaker.local.local_session": _emulate_local_mode,
         }
     )

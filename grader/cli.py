@@ -1,0 +1,122 @@
+"""The ``grader`` command line. Only this module configures logging and
+writes to the terminal; the library reports through the ``grader`` logger.
+
+Exit codes: 0 graded (whatever the score), 1 ``check`` found a failing
+criterion or ``selftest`` a drifted verdict, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from grader import __version__
+from grader.errors import GraderError
+
+log = logging.getLogger("grader")
+
+
+def _configure_logging(quiet: bool, verbose: bool) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = RichHandler(
+        console=Console(stderr=True), show_path=False, show_time=False, markup=False
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    for noisy in ("werkzeug", "traitlets", "botocore", "urllib3", "sagemaker"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grader",
+        description="Grade SageMaker Estimator assignments offline, from evidence.",
+    )
+    parser.add_argument("--version", action="version", version=f"grader {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    grade = commands.add_parser(
+        "grade",
+        help="grade one submission, or every submission in a class folder",
+        description="Grade PATH: a submission folder (holding the notebook), or a "
+        "class folder whose every sub-folder or .zip is one submission.",
+    )
+    grade.add_argument("path", type=Path, help="a submission or a class folder")
+    _common(grade)
+    grade.add_argument("--out", type=Path, default=None,
+                       help="where reports go (default: reports/<name>)")
+    grade.add_argument("--workers", type=int, default=None,
+                       help="submissions graded at once (default: the number of cores)")
+    grade.add_argument("--force", action="store_true",
+                       help="regrade submissions whose results are up to date")
+    grade.add_argument("--shard", default=None, metavar="K/N",
+                       help="grade only the K-th of N deterministic slices of the class")
+
+    check = commands.add_parser(
+        "check",
+        help="students: grade your own submission with the public criteria",
+        description="Grade the submission in PATH with the rubric's public criteria "
+        "and print what to fix. Exits 0 when every criterion passes, 1 otherwise.",
+    )
+    check.add_argument("path", type=Path, nargs="?", default=Path("."),
+                       help="the submission folder (default: here)")
+    _common(check)
+    check.add_argument("--out", type=Path, default=None,
+                       help="where the report goes (default: PATH/.grader-report)")
+
+    selftest = commands.add_parser(
+        "selftest",
+        help="course CI: the reference scores full marks and examples keep their verdicts",
+    )
+    _common(selftest)
+    selftest.add_argument("--examples", type=Path, default=Path("submissions"),
+                          help="folder of examples with expected.yaml (default: submissions)")
+    selftest.add_argument("--out", type=Path, default=Path("reports/selftest"),
+                          help="where reports and junit.xml go")
+    return parser
+
+
+def _common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--rubric", type=Path, default=None,
+                         help="rubric YAML (default: rubrics/assignment2.yaml)")
+    command.add_argument("--quiet", "-q", action="store_true",
+                         help="only warnings and the final summary")
+    command.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.quiet, args.verbose)
+    try:
+        if args.command == "grade":
+            from grader.commands import run_grade
+
+            return run_grade(args)
+        if args.command == "check":
+            from grader.commands import run_check
+
+            return run_check(args)
+        if args.command == "selftest":
+            from grader.commands import run_selftest
+
+            return run_selftest(args)
+    except GraderError as exc:
+        print(f"grader: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grader: interrupted; results written so far are kept", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

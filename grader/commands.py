@@ -1,0 +1,274 @@
+"""What each CLI command does, and how it talks to the terminal.
+
+Kept apart from :mod:`grader.cli` so the argument parser stays a plain
+description of the interface, and apart from the library so that only
+commands write to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from grader.batch import Entry, discover, grade_class, is_submission, shard
+from grader.errors import GraderError
+from grader.results import GradeResult, Status
+from grader.rubric import KNOWN_CRITERIA, Rubric, load_rubric
+
+log = logging.getLogger("grader")
+
+_MARKS = {
+    Status.PASSED: ("✓", "green"),
+    Status.FAILED: ("✗", "red"),
+    Status.ERROR: ("!", "yellow"),
+    Status.SKIPPED: ("–", "dim"),
+}
+
+
+def _console(stream: Any = None) -> Console:
+    """Colour only on a terminal, and never under NO_COLOR."""
+    stream = stream or sys.stdout
+    no_color = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+    return Console(file=stream, no_color=no_color, highlight=False, soft_wrap=True)
+
+
+def _reference(rubric: Rubric) -> Any:
+    from grader.grade import reference_scores
+
+    log.info("scoring the reference solution (cached after the first run)")
+    return reference_scores(rubric)
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    rubric = load_rubric(args.rubric)
+    path: Path = args.path
+    if not path.exists():
+        raise GraderError(f"{path} does not exist")
+    if is_submission(path, rubric) or (path.is_file() and path.suffix == ".zip"):
+        entry = Entry(path.stem if path.is_file() else path.resolve().name, path)
+        return _grade_single(entry, args.out or Path("reports") / entry.student, rubric, args)
+    entries = shard(discover(path), args.shard)
+    if not entries:
+        raise GraderError(f"{path} holds no submission folders or .zip files")
+    out_dir = args.out or Path("reports")
+    return _grade_batch(entries, out_dir, rubric, args)
+
+
+def _grade_single(entry: Entry, out_dir: Path, rubric: Rubric, args: argparse.Namespace) -> int:
+    from grader.grade import grade
+    from grader.submission import open_submission
+
+    if entry.path.is_dir():
+        open_submission(entry.path, rubric)  # bad input fails here, before any work
+    reference = _reference(rubric)
+    if entry.path.is_file():
+        from grader.batch import grade_class
+
+        results = grade_class([entry], out_dir.parent, rubric_path=args.rubric,
+                              reference=reference, workers=1, force=True)
+        result = results[0]
+        if result.status == "error":
+            raise GraderError(result.error or "the submission could not be graded")
+    else:
+        result = grade(entry.path, rubric, out_dir, reference=reference)
+    console = _console()
+    _print_verdicts(console, result, show_hidden=True)
+    console.print(f"Report: {out_dir / 'report.html'}")
+    return 0
+
+
+def _grade_batch(
+    entries: list[Entry], out_dir: Path, rubric: Rubric, args: argparse.Namespace
+) -> int:
+    workers = args.workers or os.cpu_count() or 1
+    reference = _reference(rubric)
+    console = _console(sys.stderr)
+    started = time.monotonic()
+    columns = (
+        TextColumn("[bold]grading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=args.quiet) as progress:
+        task = progress.add_task("grading", total=len(entries))
+
+        def finished(entry: Entry, result: GradeResult, kept: bool) -> None:
+            progress.advance(task)
+            if args.quiet:
+                return
+            if result.status == "error":
+                line = f"[yellow]! {entry.student}: error: {result.error}"
+            else:
+                note = " (unchanged, kept)" if kept else ""
+                line = f"  {entry.student}: {result.score:g}/{result.max_score:g}{note}"
+            progress.console.print(line, markup=True, highlight=False)
+
+        results = grade_class(
+            entries,
+            out_dir,
+            rubric_path=args.rubric,
+            reference=reference,
+            workers=workers,
+            force=args.force,
+            on_result=finished,
+        )
+    _write_class_outputs(results, rubric, out_dir)
+    elapsed = time.monotonic() - started
+    errors = sum(1 for r in results if r.status == "error")
+    print(
+        f"graded {len(results)} submissions in {elapsed:.0f} s "
+        f"({errors} could not be graded); summary: {out_dir / 'index.html'}"
+    )
+    return 0
+
+
+def _write_class_outputs(results: list[GradeResult], rubric: Rubric, out_dir: Path) -> None:
+    try:
+        from grader import exports
+    except ImportError:  # exports are optional while being built
+        return
+    exports.write_class_outputs(results, rubric, out_dir)
+
+
+def _print_verdicts(console: Console, result: GradeResult, *, show_hidden: bool) -> None:
+    if result.status == "error":
+        console.print(f"[yellow]{result.submission}: not graded: {result.error}")
+        return
+    shown = [v for v in result.criteria if show_hidden or not v.hidden]
+    score = sum(v.points for v in shown)
+    total = sum(v.max_points for v in shown)
+    console.print(f"[bold]{result.submission}[/bold]: {score:g} / {total:g} points")
+    for verdict in shown:
+        mark, colour = _MARKS[verdict.status]
+        console.print(
+            f"[{colour}]{mark}[/{colour}] {verdict.id:<26} "
+            f"{verdict.points:g}/{verdict.max_points:g}  {verdict.message}",
+            highlight=False,
+        )
+        if verdict.status in (Status.FAILED, Status.ERROR):
+            if verdict.cause:
+                console.print(f"    cause: {verdict.cause}", highlight=False)
+            if verdict.fix:
+                console.print(f"    fix:   {verdict.fix}", highlight=False)
+            if verdict.location:
+                console.print(f"    where: {verdict.location}", highlight=False)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Students: the public criteria only, a terminal summary, exit 0 or 1."""
+    from grader.grade import grade
+    from grader.submission import open_submission
+
+    rubric = load_rubric(args.rubric).public()
+    path = args.path.resolve()
+    open_submission(path, rubric)
+    out_dir = args.out or path / ".grader-report"
+    result = grade(path, rubric, out_dir, reference=None, audience="student")
+    console = _console()
+    _print_verdicts(console, result, show_hidden=False)
+    console.print(f"Report: {out_dir / 'report.html'}")
+    passed = all(v.status is Status.PASSED for v in result.criteria)
+    return 0 if passed else 1
+
+
+def run_selftest(args: argparse.Namespace) -> int:
+    """Course CI: the reference earns full marks, examples keep their verdicts."""
+    from grader.grade import REFERENCE_SOLUTION
+
+    rubric = load_rubric(args.rubric)
+    examples: Path = args.examples
+    cases: list[tuple[Entry, dict[str, Any]]] = [
+        (Entry("reference_solution", REFERENCE_SOLUTION), {"full_marks": True})
+    ]
+    for folder in sorted(p for p in examples.iterdir() if p.is_dir()) if examples.is_dir() else []:
+        expected_file = folder / "expected.yaml"
+        if expected_file.is_file():
+            cases.append((Entry(folder.name, folder), _load_expected(expected_file)))
+    reference = _reference(rubric)
+    results = grade_class(
+        [entry for entry, _ in cases],
+        args.out,
+        rubric_path=args.rubric,
+        reference=reference,
+        workers=os.cpu_count() or 1,
+        force=True,
+    )
+    console = _console()
+    drift: dict[str, list[str]] = {}
+    for (entry, expected), result in zip(cases, results):
+        drift[entry.student] = compare(result, expected)
+        status = "[green]ok[/green]" if not drift[entry.student] else "[red]DRIFT[/red]"
+        console.print(f"{status} {entry.student}")
+        for problem in drift[entry.student]:
+            console.print(f"    {problem}", highlight=False)
+    _write_selftest_junit(drift, args.out / "junit.xml")
+    return 1 if any(drift.values()) else 0
+
+
+def _load_expected(path: Path) -> dict[str, Any]:
+    try:
+        expected = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise GraderError(f"{path}: not valid YAML: {exc}") from None
+    verdicts = expected.get("verdicts") or {}
+    unknown = sorted(set(verdicts) - set(KNOWN_CRITERIA))
+    if unknown:
+        raise GraderError(f"{path}: unknown criteria {', '.join(unknown)}")
+    for criterion, status in verdicts.items():
+        if status not in {s.value for s in Status}:
+            raise GraderError(f"{path}: {criterion}: {status!r} is not a verdict status")
+    return expected
+
+
+def compare(result: GradeResult, expected: dict[str, Any]) -> list[str]:
+    """Every way ``result`` differs from what an example declares."""
+    if result.status == "error":
+        return [f"not graded: {result.error}"]
+    problems = []
+    if expected.get("full_marks") and result.score != result.max_score:
+        problems.append(f"score {result.score:g}/{result.max_score:g}, expected full marks")
+    for criterion, status in (expected.get("verdicts") or {}).items():
+        verdict = result.verdict(criterion)
+        actual = verdict.status.value if verdict else "absent"
+        if actual != status:
+            problems.append(f"{criterion}: expected {status}, got {actual}")
+    for criterion, needles in (expected.get("messages") or {}).items():
+        verdict = result.verdict(criterion)
+        text = " ".join(filter(None, [verdict.message, verdict.cause, verdict.fix])) if verdict else ""
+        for needle in needles or []:
+            if needle not in text:
+                problems.append(f"{criterion}: message lacks {needle!r}")
+    return problems
+
+
+def _write_selftest_junit(drift: dict[str, list[str]], path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name="grader-selftest", tests=str(len(drift)),
+                       failures=str(sum(1 for p in drift.values() if p)))
+    for case, problems in drift.items():
+        element = ET.SubElement(suite, "testcase", classname="selftest", name=case)
+        if problems:
+            failure = ET.SubElement(element, "failure", message=problems[0])
+            failure.text = "\n".join(problems)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
