@@ -39,7 +39,13 @@ class Entry:
 
 
 def is_submission(path: Path, rubric: Rubric) -> bool:
-    return path.is_dir() and any(path.glob(rubric.submission.notebook))
+    """A folder with a notebook or the script at its top is one submission;
+    otherwise it is a class folder of submissions."""
+    if not path.is_dir():
+        return False
+    if any(path.glob(rubric.submission.notebook)) or (path / rubric.submission.script).exists():
+        return True
+    return not any(c.is_dir() or c.suffix == ".zip" for c in path.iterdir())
 
 
 def unpack_zip(archive: Path, target: Path) -> Path:

@@ -78,7 +78,10 @@ def run_notebook(
     limits: ResourceLimits,
 ) -> NotebookRun:
     """Execute every code cell in order; stop at the first failure."""
-    manager = KernelManager(kernel_name="python3")
+    # IPC sockets beside the working copy: no TCP port, nothing on the network.
+    manager = KernelManager(
+        kernel_name="python3", transport="ipc", ip=str(workdir.parent / "kernel")
+    )
     client = NotebookClient(
         notebook,
         km=manager,

@@ -35,7 +35,7 @@ from markupsafe import Markup
 from grader.plots import score_histogram_svg
 from grader.report import strip_ansi, template_environment
 from grader.results import GradeResult, Status, Verdict
-from grader.rubric import Rubric
+from grader.rubric import Criterion, Rubric
 
 __all__ = [
     "GRADESCOPE_FORMATS",
@@ -304,11 +304,9 @@ def _check_fields(
             )
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{where}: {value!r} is not a finite number")
-    if key_is_list_of_str := mapping.get("tags"):
-        if isinstance(key_is_list_of_str, list) and not all(
-            isinstance(tag, str) for tag in key_is_list_of_str
-        ):
-            problems.append(f"{prefix}tags: every tag must be a string")
+    tags = mapping.get("tags")
+    if isinstance(tags, list) and not all(isinstance(tag, str) for tag in tags):
+        problems.append(f"{prefix}tags: every tag must be a string")
 
     score, maximum = mapping.get("score"), mapping.get("max_score")
     if _is_number(score) and _is_number(maximum) and score > maximum:
@@ -335,7 +333,9 @@ def write_junit(results: Sequence[GradeResult], rubric: Rubric, path: Path) -> N
     for result in _by_student(results):
         student = _xml_text(result.submission)
         if result.status == "error":
-            case = ET.SubElement(suite, "testcase", classname=student, name="submission")
+            case = ET.SubElement(
+                suite, "testcase", classname=student, name="submission"
+            )
             reason = _xml_text(result.error or "the grader recorded no reason")
             error = ET.SubElement(case, "error", message=_first_line(reason))
             error.text = reason
@@ -357,11 +357,16 @@ def write_junit(results: Sequence[GradeResult], rubric: Rubric, path: Path) -> N
 
     ET.indent(suite)
     text = ET.tostring(suite, encoding="unicode", xml_declaration=False)
-    _write_atomically(Path(path), '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n")
+    prolog = '<?xml version="1.0" encoding="utf-8"?>\n'
+    _write_atomically(Path(path), prolog + text + "\n")
     log.debug("wrote %d JUnit testcases to %s", counts["tests"], path)
 
 
-_JUNIT_TAGS = {Status.FAILED: "failure", Status.ERROR: "error", Status.SKIPPED: "skipped"}
+_JUNIT_TAGS = {
+    Status.FAILED: "failure",
+    Status.ERROR: "error",
+    Status.SKIPPED: "skipped",
+}
 _JUNIT_COUNTS = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
 
@@ -397,17 +402,18 @@ def common_causes(
     """The failed or errored verdicts grouped by criterion and cause, most
     frequent first.
 
-    Causes are compared after job names, S3 URIs, directories, addresses,
-    clock times and numbers are replaced by placeholders, so two students
-    with the same mistake in differently named training jobs share a group.
-    A verdict without a cause is grouped by its message.
+    Causes are compared by their first line (what follows is mostly a
+    stack trace) after job names, S3 URIs, directories, addresses, clock
+    times and numbers are replaced by placeholders, so two students with
+    the same mistake in differently named training jobs share a group. A
+    verdict without a cause is grouped by its message.
     """
     groups: dict[tuple[str, str], list[str]] = {}
     for result in _by_student(results):
         for verdict in result.criteria:
             if verdict.status not in _FAILING:
                 continue
-            cause = _normalise_cause(verdict.cause or verdict.message)
+            cause = _normalise_cause(_first_line(verdict.cause or verdict.message))
             groups.setdefault((verdict.id, cause), []).append(result.submission)
 
     order = {criterion.id: index for index, criterion in enumerate(rubric.criteria)}
@@ -429,7 +435,13 @@ _CAUSE_PATTERNS = (
         re.compile(r"\b[A-Za-z0-9][A-Za-z0-9-]*?-\d{4}(?:-\d{2}){5}-\d{3}\b"),
         "<job>",
     ),
-    (re.compile(r"(?i)\b(training job )[A-Za-z0-9][A-Za-z0-9-]*"), r"\1<job>"),
+    # A name the student chose; a hyphen or digit tells it from a plain word.
+    (
+        re.compile(
+            r"(?i)\b(training job )(?=[A-Za-z0-9-]*[0-9-])[A-Za-z0-9][A-Za-z0-9-]*"
+        ),
+        r"\1<job>",
+    ),
     # The directories of an absolute path; the file name is kept.
     (re.compile(r"(?<![\w.~:/-])(?:/[\w.+@~-]+)*/(?=[\w.+@~-])"), "…/"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0x…"),
@@ -537,12 +549,14 @@ def _index_context(
             for group in common_causes(ordered, rubric)
         ],
         "rows": [_submission_row(r, rubric, report_links) for r in ordered],
-        "grader_version": next((r.grader_version for r in ordered if r.grader_version), ""),
+        "grader_version": next(
+            (r.grader_version for r in ordered if r.grader_version), ""
+        ),
         "rubric_hash": rubric.fingerprint(),
     }
 
 
-def _criterion_row(criterion: Any, graded: list[GradeResult]) -> dict[str, Any]:
+def _criterion_row(criterion: Criterion, graded: list[GradeResult]) -> dict[str, Any]:
     verdicts = [v for r in graded if (v := r.verdict(criterion.id)) is not None]
     tally = {status: 0 for status in Status}
     for verdict in verdicts:
@@ -552,7 +566,11 @@ def _criterion_row(criterion: Any, graded: list[GradeResult]) -> dict[str, Any]:
         "criterion": criterion,
         "judged": judged,
         "passed": tally[Status.PASSED],
-        "others": [(s.value, n) for s, n in tally.items() if s is not Status.PASSED and n],
+        "others": [
+            (status.value, count)
+            for status, count in tally.items()
+            if status is not Status.PASSED and count
+        ],
         "rate": 100 * tally[Status.PASSED] / judged if judged else None,
     }
 
