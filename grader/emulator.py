@@ -22,6 +22,7 @@ from botocore.config import Config
 
 from grader.errors import EmulatorError
 from grader.training import ServiceSettings, TrainingService
+from grader.warm import WarmInterpreter
 
 log = logging.getLogger("grader")
 
@@ -51,6 +52,8 @@ _ROLE_POLICY = {
         {"Effect": "Allow", "Action": ["cloudwatch:*", "iam:GetRole"], "Resource": "*"},
     ],
 }
+
+_SITE = Path(__file__).resolve().parent / "_sitecustom"
 
 _ACTIVE: "Emulator | None" = None
 _ACTIVE_LOCK = threading.Lock()
@@ -116,6 +119,9 @@ class Emulator:
         self.endpoint_url = ""
         self.training: TrainingService
         self.credentials: Credentials
+        self.warm = WarmInterpreter(
+            python_path=[str(_SITE / "job"), str(_SITE / "common")]
+        )
 
     def __enter__(self) -> "Emulator":
         self.start()
@@ -141,6 +147,7 @@ class Emulator:
             self.endpoint_url = f"http://{host}:{port}"
             _ACTIVE = self
         log.debug("AWS emulator listening on %s", self.endpoint_url)
+        self.warm.start()
         self._prepare_account()
 
     def stop(self) -> None:
@@ -151,6 +158,7 @@ class Emulator:
                 self._server = None
             if _ACTIVE is self:
                 _ACTIVE = None
+        self.warm.close()
 
     def reset(self, *, work_root: Path | None = None) -> None:
         """Forget every resource, so the next submission starts from nothing."""
@@ -203,6 +211,7 @@ class Emulator:
                 secret_key=self.credentials.secret_key,
                 jobs_root=jobs_root,
                 local_roots=(self.work_root.resolve(),),
+                warm=self.warm,
                 **self._service_settings,
             )
         )
@@ -223,8 +232,8 @@ class Emulator:
         return response["Body"].read()
 
 
-_KERNEL_SITE = Path(__file__).resolve().parent / "_sitecustom" / "kernel"
-_COMMON_SITE = Path(__file__).resolve().parent / "_sitecustom" / "common"
+_KERNEL_SITE = _SITE / "kernel"
+_COMMON_SITE = _SITE / "common"
 _SDK_CONFIG = """\
 SchemaVersion: '1.0'
 SageMaker:

@@ -13,13 +13,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader.execute import NotebookRun
 from grader.rubric import Rubric
-from grader.sandbox import ResourceLimits
+from grader.sandbox import ResourceLimits, kill_group
 from grader.submission import Submission
 from grader.training import JobRun
 
@@ -92,35 +93,64 @@ class Evidence:
         return None
 
 
-def _probe(args: list[str], *, cwd: Path, limits: ResourceLimits) -> dict[str, Any]:
+def _probe(args: list[str], *, cwd: Path, limits: ResourceLimits, warm: Any) -> dict[str, Any]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cwd),
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
     }
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "grader.model_probe", *args],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            timeout=_PROBE_SECONDS,
-            start_new_session=True,
-            preexec_fn=limits.preexec(),
-        )
+        if warm is not None:
+            stdout, stderr = _probe_warm(args, cwd=cwd, env=env, limits=limits, warm=warm)
+        else:
+            completed = subprocess.run(
+                [sys.executable, "-m", "grader.model_probe", *args],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                timeout=_PROBE_SECONDS,
+                start_new_session=True,
+                preexec_fn=limits.preexec(),
+            )
+            stdout, stderr = completed.stdout, completed.stderr
     except subprocess.TimeoutExpired:
         return {"errors": [f"loading the model took longer than {_PROBE_SECONDS} s"]}
     try:
-        return json.loads(completed.stdout.decode() or "{}")
+        return json.loads(stdout.decode() or "{}")
     except ValueError:
-        tail = completed.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        return {"errors": [f"the model probe failed: {' '.join(tail) or completed.returncode}"]}
+        tail = stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return {"errors": [f"the model probe failed: {' '.join(tail) or 'no output'}"]}
+
+
+def _probe_warm(
+    args: list[str], *, cwd: Path, env: dict[str, str], limits: ResourceLimits, warm: Any
+) -> tuple[bytes, bytes]:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, open(
+        os.devnull, "rb"
+    ) as devnull:
+        child = warm.spawn(
+            cwd=cwd, env=env, stdin=devnull.fileno(), stdout=out.fileno(),
+            stderr=err.fileno(), rlimits=limits.as_rlimits(),
+            module="grader.model_probe", args=args,
+        )
+        try:
+            child.wait(timeout=_PROBE_SECONDS)
+        except subprocess.TimeoutExpired:
+            kill_group(child.pid)
+            raise
+        out.seek(0)
+        err.seek(0)
+        return out.read(), err.read()
 
 
 def inspect_artifact(
-    run: JobRun, *, scratch: Path, splits: dict[str, Path], limits: ResourceLimits
+    run: JobRun,
+    *,
+    scratch: Path,
+    splits: dict[str, Path],
+    limits: ResourceLimits,
+    warm: Any = None,
 ) -> Artifact | None:
     """Open the job's ``model.tar.gz`` and score the model it holds."""
     archive = run.paths.root.parent / "model.tar.gz"
@@ -129,7 +159,9 @@ def inspect_artifact(
     artifact = Artifact(archive=archive)
     opened_dir = scratch / "opened"
     opened_dir.mkdir(parents=True, exist_ok=True)
-    opened = _probe(["open", str(archive), str(opened_dir)], cwd=opened_dir, limits=limits)
+    opened = _probe(
+        ["open", str(archive), str(opened_dir)], cwd=opened_dir, limits=limits, warm=warm
+    )
     artifact.members = opened.get("members", [])
     artifact.models = opened.get("models", [])
     artifact.other_files = opened.get("other_files", [])
@@ -138,6 +170,7 @@ def inspect_artifact(
     if model is not None:
         split_args = [f"--split={name}={path}" for name, path in splits.items()]
         artifact.scores = _probe(
-            ["score", model["normalized"], *split_args], cwd=scratch, limits=limits
+            ["score", model["normalized"], *split_args], cwd=scratch, limits=limits,
+            warm=warm,
         )
     return artifact

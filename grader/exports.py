@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -26,6 +27,7 @@ import statistics
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -474,12 +476,11 @@ def render_class_index(
     file path, not a URL: it is percent-encoded here, and an absolute path
     is refused since it would leave the folder the index is shared in.
     """
-    environment = template_environment()
-    script = environment.loader.get_source(environment, _SORT_SCRIPT)[0].strip()
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    script, script_hash = _sort_script()
     context = _index_context(results, rubric, report_links)
-    context.update(script=Markup(script), script_hash=f"sha256-{digest}")
-    return environment.get_template("index.html.j2").render(context)
+    context.update(script=Markup(script), script_hash=script_hash)
+    template = template_environment().get_template("index.html.j2")
+    return template.render(context)
 
 
 def write_class_index(
@@ -507,6 +508,12 @@ def write_class_outputs(
     out_dir = Path(out_dir)
     links = {}
     for result in results:
+        if PurePosixPath(result.submission).name != result.submission:
+            log.warning(
+                "student id %r cannot be a folder name, so it gets no "
+                "gradescope.json and no report link", result.submission,
+            )
+            continue
         folder = out_dir / result.submission
         if (folder / "report.html").is_file():
             links[result.submission] = f"{result.submission}/report.html"
@@ -515,6 +522,15 @@ def write_class_outputs(
     write_grades_csv(results, rubric, out_dir / "grades.csv")
     write_junit(results, rubric, out_dir / "junit.xml")
     write_class_index(results, rubric, out_dir / "index.html", report_links=links)
+
+
+@functools.cache
+def _sort_script() -> tuple[str, str]:
+    """The table-sorting script and its hash for the page's policy."""
+    source = resources.files("grader").joinpath("templates", _SORT_SCRIPT)
+    script = source.read_text(encoding="utf-8").strip()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return script, f"sha256-{digest}"
 
 
 def _index_context(
@@ -588,7 +604,6 @@ def _submission_row(
         "graded": result.status != "error",
         "href": _href(result.submission, link) if link else None,
         "error": _shorten(_first_line(strip_ansi(result.error or "")), 120),
-        "percent": 100 * result.score / result.max_score if result.max_score else None,
         "marks": marks,
     }
 

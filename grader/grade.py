@@ -195,6 +195,7 @@ def _grade_in(
                 splits={"train": private["train"], "validation": private["validation"],
                         "holdout": private["holdout"]},
                 limits=limits,
+                warm=emulator.warm,
             )
         verdicts = judge(evidence)
         timings.checks = time.monotonic() - checks_started

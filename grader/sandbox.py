@@ -26,20 +26,26 @@ class ResourceLimits:
     def from_rubric(cls, limits: Limits) -> "ResourceLimits":
         return cls(limits.memory_mb, limits.cpu_seconds, limits.processes, limits.file_size_mb)
 
+    def as_rlimits(self) -> dict[str, int]:
+        """The limits by ``resource`` constant name, for a forked child."""
+        return {
+            "RLIMIT_AS": self.memory_mb * _MB,
+            "RLIMIT_CPU": self.cpu_seconds,
+            "RLIMIT_FSIZE": self.file_size_mb * _MB,
+            "RLIMIT_NPROC": self.processes,
+            "RLIMIT_CORE": 0,
+        }
+
     def preexec(self) -> Callable[[], None]:
         """A function for ``subprocess.Popen(preexec_fn=...)`` that applies the
         limits in the child, after ``start_new_session`` made it a group leader."""
-        memory = self.memory_mb * _MB
-        file_size = self.file_size_mb * _MB
+        # RLIMIT_NPROC counts every process of the user; it binds only when
+        # student code runs as an unprivileged user.
+        limits = [(getattr(resource, name), value) for name, value in self.as_rlimits().items()]
 
         def apply() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-            # RLIMIT_NPROC counts every process of the user; it binds only
-            # when student code runs as an unprivileged user.
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            for limit, value in limits:
+                resource.setrlimit(limit, (value, value))
 
         return apply
 

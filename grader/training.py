@@ -141,6 +141,8 @@ class ServiceSettings:
     max_log_bytes: int
     #: Directories a ``file://`` channel or source dir may come from (local mode).
     local_roots: tuple[Path, ...] = ()
+    #: Where jobs are forked from, when a warm interpreter is running.
+    warm: Any = None
 
 
 class TrainingService:
@@ -360,20 +362,11 @@ class TrainingService:
         env = self._container_env(run, spec, observations)
 
         stop_after = _max_runtime(run.request, self.settings.max_job_seconds)
-        process = subprocess.Popen(
-            run.command,
-            cwd=run.paths.code_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=self.settings.limits.preexec(),
-        )
+        process, stdout, stderr = self._start(run, script, env)
         lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
         readers = [
             threading.Thread(target=_pump, args=(stream, tag, lines), daemon=True)
-            for stream, tag in ((process.stdout, "stdout"), (process.stderr, "stderr"))
+            for stream, tag in ((stdout, "stdout"), (stderr, "stderr"))
         ]
         for reader in readers:
             reader.start()
@@ -415,6 +408,43 @@ class TrainingService:
             kill_group(process.pid)
             publisher.flush()
             run.observations = _read_json(observations)
+
+    def _start(self, run: JobRun, script: Path, env: dict[str, str]) -> tuple[Any, Any, Any]:
+        """Start the entry point: forked from the warm interpreter when there
+        is one, else as a fresh ``python`` (the same contract either way)."""
+        warm = self.settings.warm
+        if warm is None:
+            process = subprocess.Popen(
+                run.command,
+                cwd=run.paths.code_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=self.settings.limits.preexec(),
+            )
+            return process, process.stdout, process.stderr
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        with open(os.devnull, "rb") as devnull:
+            try:
+                process = warm.spawn(
+                    cwd=run.paths.code_dir,
+                    env=env,
+                    stdin=devnull.fileno(),
+                    stdout=out_write,
+                    stderr=err_write,
+                    rlimits=self.settings.limits.as_rlimits(),
+                    script=script.name,
+                    args=run.command[2:],
+                    observe=True,
+                    path_prefix=[str(_JOB_SITE), str(_COMMON_SITE)],
+                )
+            finally:
+                os.close(out_write)
+                os.close(err_write)
+        return process, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb")
 
     def _container_env(
         self, run: JobRun, spec: sm_contract.ContainerSpec, observations: Path

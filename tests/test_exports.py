@@ -72,7 +72,9 @@ def _passed(criterion_id: str, points: float, **fields: object) -> Verdict:
                    max_points=points, message="fine", **fields)
 
 
-def _failed(criterion_id: str, max_points: float, cause: str, **fields: object) -> Verdict:
+def _failed(
+    criterion_id: str, max_points: float, cause: str, **fields: object
+) -> Verdict:
     return Verdict(id=criterion_id, status="failed", points=0, max_points=max_points,
                    message=f"{criterion_id} failed", cause=cause,
                    fix="Pass fit({'train': ...}).", **fields)
@@ -95,21 +97,26 @@ def alice() -> GradeResult:
 def test_csv_has_one_row_per_student_sorted_with_points_and_error(
     tmp_path: Path, rubric: Rubric
 ) -> None:
-    alice = _graded("alice", _passed("notebook_runs", 10), _failed("job_completed", 15, "x"))
+    alice = _graded(
+        "alice", _passed("notebook_runs", 10), _failed("job_completed", 15, "x")
+    )
     bob = _errored("bob", "notebook.ipynb is not valid JSON")
     path = tmp_path / "grades.csv"
 
     write_grades_csv([bob, alice], rubric, path)
 
     assert path.read_bytes().decode() == (
-        "student,status,score,max_score,notebook_runs,job_completed,auc_threshold,error\r\n"
+        "student,status,score,max_score,"
+        "notebook_runs,job_completed,auc_threshold,error\r\n"
         "alice,graded,10,40,10,0,,\r\n"
         "bob,error,0,40,,,,notebook.ipynb is not valid JSON\r\n"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
 
 
-def test_csv_defuses_cells_a_spreadsheet_would_run(tmp_path: Path, rubric: Rubric) -> None:
+def test_csv_defuses_cells_a_spreadsheet_would_run(
+    tmp_path: Path, rubric: Rubric
+) -> None:
     path = tmp_path / "grades.csv"
     write_grades_csv([_errored("=HYPERLINK(\"x\")", "@SUM(1)")], rubric, path)
     row = path.read_text().splitlines()[1]
@@ -168,7 +175,9 @@ def test_gradescope_errored_submission_scores_zero_with_the_error(
     assert payload["tests"] == []
 
 
-def test_validate_gradescope_catches_a_bad_status(rubric: Rubric, alice: GradeResult) -> None:
+def test_validate_gradescope_catches_a_bad_status(
+    rubric: Rubric, alice: GradeResult
+) -> None:
     payload = gradescope_results(alice, rubric)
     payload["tests"][0]["status"] = "error"
     assert validate_gradescope(payload) == [
@@ -183,7 +192,10 @@ def test_validate_gradescope_catches_a_bad_status(rubric: Rubric, alice: GradeRe
         ({"score": "25"}, "score: expected int or float, got '25'"),
         ({"score": True}, "score: expected int or float, got True"),
         ({"score": 99}, "score: 99 is more than max_score 40"),
-        ({"stdout_visiblity": "hidden"}, "stdout_visiblity: not a field Gradescope knows"),
+        (
+            {"stdout_visiblity": "hidden"},
+            "stdout_visiblity: not a field Gradescope knows",
+        ),
         ({"tests": "all"}, "tests: expected list, got 'all'"),
     ],
 )
@@ -201,7 +213,9 @@ def test_validate_gradescope_catches_a_test_scored_above_its_maximum(
 ) -> None:
     payload = gradescope_results(alice, rubric)
     payload["tests"][0]["score"] = 11
-    assert validate_gradescope(payload) == ["tests[0].score: 11 is more than max_score 10"]
+    assert validate_gradescope(payload) == [
+        "tests[0].score: 11 is more than max_score 10"
+    ]
 
 
 def test_validate_gradescope_rejects_what_is_not_an_object() -> None:
@@ -211,7 +225,9 @@ def test_validate_gradescope_rejects_what_is_not_an_object() -> None:
 # -- JUnit -----------------------------------------------------------------------
 
 
-def test_junit_counts_and_elements(tmp_path: Path, rubric: Rubric, alice: GradeResult) -> None:
+def test_junit_counts_and_elements(
+    tmp_path: Path, rubric: Rubric, alice: GradeResult
+) -> None:
     carol = _graded(
         "carol",
         Verdict(id="notebook_runs", status="error", points=0, max_points=10,
@@ -232,7 +248,9 @@ def test_junit_counts_and_elements(tmp_path: Path, rubric: Rubric, alice: GradeR
     }
     cases = [(c.get("classname"), c.get("name")) for c in suite.iter("testcase")]
     assert cases == [
-        ("alice", "notebook_runs"), ("alice", "job_completed"), ("alice", "auc_threshold"),
+        ("alice", "notebook_runs"),
+        ("alice", "job_completed"),
+        ("alice", "auc_threshold"),
         ("bob", "submission"),
         ("carol", "notebook_runs"), ("carol", "job_completed"),
     ]
@@ -240,7 +258,8 @@ def test_junit_counts_and_elements(tmp_path: Path, rubric: Rubric, alice: GradeR
     assert failure is not None and failure.get("message") == "job_completed failed"
     assert "Fix: Pass fit" in (failure.text or "")
     error = suite.find("testcase[@name='submission']/error")
-    assert error is not None and error.get("message") == "notebook.ipynb is not valid JSON"
+    assert error is not None
+    assert error.get("message") == "notebook.ipynb is not valid JSON"
     kernel = suite.find("testcase[@classname='carol'][@name='notebook_runs']/error")
     assert kernel is not None and kernel.get("message") == "the kernel died"
     skipped = suite.find("testcase[@classname='carol'][@name='job_completed']/skipped")
@@ -310,7 +329,7 @@ _LINKS = {
 def test_index_links_every_student_report(rubric: Rubric) -> None:
     page = _Page()
     page.feed(render_class_index(_class(), rubric, report_links=_LINKS))
-    hrefs = [value for tag, name, value in page.attributes if tag == "a" and name == "href"]
+    hrefs = [v for tag, name, v in page.attributes if (tag, name) == ("a", "href")]
     assert hrefs == [
         "%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E/report.html",
         "alice/report.html",
@@ -334,7 +353,8 @@ def test_index_fetches_nothing_and_runs_only_its_own_script(rubric: Rubric) -> N
     page.feed(html)
     for tag, name, value in page.attributes:
         if name in ("src", "href", "xlink:href", "action", "srcset"):
-            assert not re.match(r"\s*(?:[a-z][a-z0-9+.-]*:|//)", value, re.I), (tag, value)
+            scheme = re.match(r"\s*(?:[a-z][a-z0-9+.-]*:|//)", value, re.I)
+            assert not scheme, (tag, value)
     assert not re.search(r"https?://(?!www\.w3\.org/)", html)
 
     scripts = re.findall(r"<script>(.*?)</script>", html, re.S)

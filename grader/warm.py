@@ -1,0 +1,254 @@
+"""Warm interpreters: start Python once, import the heavy libraries once,
+then fork a fresh process for each training job or model probe.
+
+Importing pandas and xgboost costs several seconds of CPU on a small
+machine, and a class has one job (and two probes) per submission. A warm
+interpreter has imported them and nothing else; every request is served by
+a new fork of it, so no state passes from one student's code to the next.
+
+Protocol, over a Unix socket: the client sends one JSON request with its
+stdin, stdout and stderr file descriptors attached; the server forks and
+answers ``{"pid": N}``, then ``{"exit": CODE}`` when that child ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_PRELOAD = ("numpy", "pandas", "sklearn.metrics", "xgboost")
+
+
+# -- the server (runs in its own process) -------------------------------------
+
+
+def _child(request: dict[str, Any], fds: list[int]) -> None:
+    """In the fork: become the requested program, then exit."""
+    os.setsid()
+    for limit, value in request.get("rlimits", {}).items():
+        resource.setrlimit(getattr(resource, limit), (value, value))
+    for target, fd in zip((0, 1, 2), fds):
+        os.dup2(fd, target)
+    for fd in fds:
+        os.close(fd)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.stdout.reconfigure(write_through=True)
+    sys.stderr.reconfigure(write_through=True)
+    random.seed()
+    try:
+        import numpy
+
+        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
+    except ImportError:
+        pass
+    for entry in reversed(request.get("path_prefix", [])):
+        sys.path.insert(0, entry)
+
+    code = 0
+    try:
+        import runpy
+
+        if request.get("observe"):
+            import grader_job_observer
+
+            grader_job_observer.install()
+        if "module" in request:
+            sys.argv = [request["module"], *request["args"]]
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        else:
+            script = request["script"]
+            sys.argv = [script, *request["args"]]
+            sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _serve(socket_path: str) -> None:
+    for name in _PRELOAD:
+        __import__(name)
+    import grader_import_hooks  # noqa: F401 - the observer's dependency, warm too
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen(16)
+    print("ready", flush=True)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    children: dict[int, socket.socket] = {}
+    while True:
+        for key, _ in selector.select(timeout=0.05):
+            connection, _ = listener.accept()
+            message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+            request = json.loads(message.decode())
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                for other in children.values():
+                    other.close()
+                connection.close()
+                _child(request, fds)
+            for fd in fds:
+                os.close(fd)
+            children[pid] = connection
+            connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            connection = children.pop(pid, None)
+            if connection is not None:
+                code = os.waitstatus_to_exitcode(status)
+                try:
+                    connection.sendall(json.dumps({"exit": code}).encode() + b"\n")
+                except OSError:
+                    pass
+                connection.close()
+        if os.getppid() == 1:  # the grader is gone
+            return
+
+
+# -- the client (runs in the grader) ---------------------------------------
+
+
+class WarmProcess:
+    """A forked child, shaped like the bits of ``subprocess.Popen`` we use."""
+
+    def __init__(self, connection: socket.socket, reader: Any, pid: int):
+        self._connection = connection
+        self._reader = reader
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self._connection.settimeout(timeout)
+            try:
+                line = self._reader.readline()
+            except TimeoutError:
+                raise subprocess.TimeoutExpired("warm child", timeout) from None
+            self.returncode = json.loads(line)["exit"] if line else -9
+            self._connection.close()
+        return self.returncode
+
+
+class WarmInterpreter:
+    """A warm server, started lazily and used by one grader process."""
+
+    def __init__(self, *, python_path: list[str]):
+        self._python_path = python_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._directory = Path(tempfile.mkdtemp(prefix="grader-warm-"))
+        self._socket = self._directory / "socket"
+        self._ready = False
+
+    def start(self) -> None:
+        """Launch the server without waiting: it warms up while the grader
+        starts the notebook's kernel."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        self._ready = False
+        self._socket.unlink(missing_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join(self._python_path),
+            "MPLBACKEND": "Agg",
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "grader.warm", str(self._socket)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _ensure_started(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            self.start()
+        if self._ready:
+            return
+        assert self._process is not None and self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError("the warm interpreter did not start")
+        self._ready = True
+
+    def spawn(
+        self,
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        rlimits: dict[str, int],
+        script: str | None = None,
+        module: str | None = None,
+        args: list[str] | None = None,
+        observe: bool = False,
+        path_prefix: list[str] | None = None,
+    ) -> WarmProcess:
+        self._ensure_started()
+        request: dict[str, Any] = {
+            "cwd": str(cwd),
+            "env": env,
+            "args": args or [],
+            "rlimits": rlimits,
+            "observe": observe,
+            "path_prefix": path_prefix or [],
+        }
+        if module:
+            request["module"] = module
+        else:
+            request["script"] = script
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(str(self._socket))
+        socket.send_fds(connection, [json.dumps(request).encode()], [stdin, stdout, stderr])
+        reader = connection.makefile("r")
+        reply = reader.readline()
+        if not reply:
+            connection.close()
+            raise RuntimeError("the warm interpreter closed the connection")
+        return WarmProcess(connection, reader, json.loads(reply)["pid"])
+
+    def close(self) -> None:
+        if self._process is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._process.wait()
+            self._process = None
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
