@@ -81,6 +81,28 @@ def _parser() -> argparse.ArgumentParser:
                           help="folder of examples with expected.yaml (default: submissions)")
     selftest.add_argument("--out", type=Path, default=Path("reports/selftest"),
                           help="where reports and junit.xml go")
+
+    pack = commands.add_parser(
+        "pack",
+        help="students: zip your submission folder, with only what grading reads",
+        description="Zip the submission in PATH: the notebook, train.py and its "
+        "source_dir; data, model files and caches are left out.",
+    )
+    pack.add_argument("path", type=Path, nargs="?", default=Path("."),
+                      help="the submission folder (default: here)")
+    _common(pack)
+    pack.add_argument("--out", type=Path, default=None,
+                      help="the zip to write (default: <folder name>.zip beside it)")
+
+    bundle = commands.add_parser(
+        "gradescope-bundle",
+        help="instructors: build the autograder zip to upload to Gradescope",
+        description="Build a Gradescope autograder zip (setup.sh, run_autograder, "
+        "the rubric and the grader's source) that grades with this rubric.",
+    )
+    _common(bundle)
+    bundle.add_argument("--out", type=Path, default=Path("autograder.zip"),
+                        help="the zip to write (default: autograder.zip)")
     return parser
 
 
@@ -108,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             from grader.commands import run_selftest
 
             return run_selftest(args)
+        if args.command == "pack":
+            from grader.commands import run_pack
+
+            return run_pack(args)
+        if args.command == "gradescope-bundle":
+            from grader.commands import run_gradescope_bundle
+
+            return run_gradescope_bundle(args)
     except GraderError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
         return 2

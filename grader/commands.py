@@ -272,3 +272,40 @@ def _write_selftest_junit(drift: dict[str, list[str]], path: Path) -> None:
             failure.text = "\n".join(problems)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+# -- pack and gradescope-bundle ----------------------------------------------------
+
+#: How many left-out files ``pack`` names before it summarises the rest.
+_LEFT_OUT_SHOWN = 8
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    """Students: zip the submission with only what grading reads."""
+    from grader.pack import pack
+
+    rubric = load_rubric(args.rubric)
+    packed = pack(args.path, rubric, out=args.out)
+    console = _console()
+    console.print(f"Packed {len(packed.files)} files into {packed.archive}")
+    for name in packed.files:
+        console.print(f"  {name}", highlight=False)
+    if packed.left_out and not args.quiet:
+        console.print("Left out:")
+        for name, reason in packed.left_out[:_LEFT_OUT_SHOWN]:
+            console.print(f"  {name} ({reason})", highlight=False)
+        hidden = len(packed.left_out) - _LEFT_OUT_SHOWN
+        if hidden > 0:
+            console.print(f"  and {hidden} more")
+    return 0
+
+
+def run_gradescope_bundle(args: argparse.Namespace) -> int:
+    """Instructors: the autograder zip Gradescope builds its image from."""
+    from grader.gradescope import build_bundle
+
+    bundle = build_bundle(args.rubric, args.out)
+    console = _console()
+    console.print(f"Gradescope autograder: {bundle.archive} ({len(bundle.files)} files)")
+    console.print("Upload it under the assignment's Configure Autograder page.")
+    return 0

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import tempfile
 import logging
 import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from botocore.config import Config
 
 from grader.errors import EmulatorError
 from grader.training import ServiceSettings, TrainingService
+from grader.kernels import kernel_interpreter
+from grader.relay import unix_to_tcp
+from grader.sandbox import confinement_for
 from grader.warm import WarmInterpreter
 
 log = logging.getLogger("grader")
@@ -112,16 +118,32 @@ def _install_training_hook() -> None:
 class Emulator:
     """A moto server with the account, role and training service a notebook expects."""
 
-    def __init__(self, *, work_root: Path, settings: dict[str, Any]):
-        self.work_root = work_root
+    def __init__(self, *, root: Path, settings: dict[str, Any]):
+        #: Everything student code may touch lives under ``slots``; sockets
+        #: shared with the sandboxes under ``control``.
+        self.root = root
+        self.slots = root / "slots"
+        self.control = root / "control"
+        for directory in (self.slots, self.control):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.work_root = self.slots
         self._service_settings = settings
         self._server: Any = None
+        self._relay: Any = None
         self.endpoint_url = ""
         self.training: TrainingService
         self.credentials: Credentials
-        self.warm = WarmInterpreter(
-            python_path=[str(_SITE / "job"), str(_SITE / "common")]
-        )
+        self.confinement: Any = None
+        self.warm: WarmInterpreter
+        self.kernel_warm: WarmInterpreter
+
+    def new_slot(self) -> Path:
+        """A fresh, empty directory for the next submission; the previous
+        submission's files are removed first, so none outlive it."""
+        for previous in self.slots.iterdir():
+            shutil.rmtree(previous, ignore_errors=True)
+        slot = Path(tempfile.mkdtemp(prefix="submission-", dir=self.slots))
+        return slot
 
     def __enter__(self) -> "Emulator":
         self.start()
@@ -147,8 +169,28 @@ class Emulator:
             self.endpoint_url = f"http://{host}:{port}"
             _ACTIVE = self
         log.debug("AWS emulator listening on %s", self.endpoint_url)
-        self.warm.start()
+        self._start_interpreters(port)
+        # moto's state outlives a server in the same process: start from nothing.
+        self._reset_state()
         self._prepare_account()
+
+    def _start_interpreters(self, port: int) -> None:
+        self.confinement = confinement_for([self.slots, self.control])
+        relay = None
+        if self.confinement is not None:
+            socket_path = self.control / "emulator.sock"
+            socket_path.unlink(missing_ok=True)
+            self._relay = unix_to_tcp(str(socket_path), port)
+            relay = (port, str(socket_path))
+        options = {"directory": self.control, "confinement": self.confinement, "relay": relay}
+        self.warm = WarmInterpreter(
+            python_path=[str(_SITE / "job"), str(_SITE / "common")], name="job", **options
+        )
+        self.kernel_warm = kernel_interpreter(
+            [str(_SITE / "kernel"), str(_SITE / "common")], **options
+        )
+        self.warm.start()
+        self.kernel_warm.start()
 
     def stop(self) -> None:
         global _ACTIVE
@@ -158,19 +200,24 @@ class Emulator:
                 self._server = None
             if _ACTIVE is self:
                 _ACTIVE = None
-        self.warm.close()
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+        for interpreter in (getattr(self, "warm", None), getattr(self, "kernel_warm", None)):
+            if interpreter is not None:
+                interpreter.close()
 
     def reset(self, *, work_root: Path | None = None) -> None:
         """Forget every resource, so the next submission starts from nothing."""
-        self.client("s3")  # ensure the server answers before resetting
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
+        self._reset_state()
         if work_root is not None:
             self.work_root = work_root
         self._prepare_account()
+
+    def _reset_state(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
     def client(self, service: str) -> Any:
         """A boto3 client with the grader's own identity."""

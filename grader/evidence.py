@@ -168,9 +168,18 @@ def inspect_artifact(
     artifact.errors = list(opened.get("errors", []))
     model = artifact.model
     if model is not None:
-        split_args = [f"--split={name}={path}" for name, path in splits.items()]
-        artifact.scores = _probe(
-            ["score", model["normalized"], *split_args], cwd=scratch, limits=limits,
-            warm=warm,
-        )
+        artifact.scores = _score(Path(model["normalized"]), splits)
     return artifact
+
+
+def _score(model: Path, splits: dict[str, Path]) -> dict[str, Any]:
+    """Score in the grader's own process: the holdout must never be opened
+    where student code runs. The file is the JSON that xgboost itself wrote
+    in the sandboxed step, never a pickle."""
+    from grader.model_probe import MAX_SCORED_ROUNDS, score
+
+    try:
+        return score(model, {name: str(path) for name, path in splits.items()})
+    except Exception as exc:  # a malformed model is a finding, not a crash
+        return {"errors": [f"{type(exc).__name__}: {exc}"[:300]],
+                "limit": MAX_SCORED_ROUNDS}

@@ -8,6 +8,7 @@ the executed notebook keeps every output up to that point.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from grader import kernels
 from grader.results import CellFailure
 from grader.sandbox import ResourceLimits, kill_group
+from grader.warm import WarmProcess
 
 log = logging.getLogger("grader")
 
@@ -76,11 +80,31 @@ def run_notebook(
     notebook_timeout: int,
     startup_timeout: int,
     limits: ResourceLimits,
+    warm: Any = None,
 ) -> NotebookRun:
-    """Execute every code cell in order; stop at the first failure."""
+    """Execute every code cell in order; stop at the first failure.
+
+    With ``warm`` (a :class:`grader.warm.WarmInterpreter`) the kernel is a
+    fork of it rather than a new Python; either way it is used once.
+    """
+    specs = kernels.write_kernel_spec(workdir.parent / "kernelspecs")
     # IPC sockets beside the working copy: no TCP port, nothing on the network.
     manager = KernelManager(
-        kernel_name="python3", transport="ipc", ip=str(workdir.parent / "kernel")
+        kernel_name=kernels.KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]),
+        transport="ipc",
+        ip=str(workdir.parent / "kernel"),
+        connection_file=str(workdir.parent / "kernel-connection.json"),
+    )
+    # The kernel's own output (not its cells'): kept only when debugging.
+    devnull = open(os.environ.get("GRADER_KERNEL_LOG") or os.devnull, "ab")
+    kernels.launch_settings.clear()
+    kernels.launch_settings.update(
+        warm=warm,
+        rlimits=limits.as_rlimits(),
+        stdout=devnull.fileno(),
+        stderr=devnull.fileno(),
+        path_prefix=env.get("PYTHONPATH", "").split(os.pathsep),
     )
     client = NotebookClient(
         notebook,
@@ -98,9 +122,7 @@ def run_notebook(
 
     def stop_kernel() -> None:
         expired.set()
-        pid = getattr(manager.provisioner, "pid", None)
-        if pid:
-            kill_group(pid)
+        _kill_kernel(manager)
 
     watchdog = threading.Timer(notebook_timeout, stop_kernel)
     try:
@@ -142,11 +164,21 @@ def run_notebook(
         run.failure = _failure(notebook, -1, type(exc).__name__, f"the kernel did not start: {exc}")
     finally:
         watchdog.cancel()
-        pid = getattr(manager.provisioner, "pid", None) if manager.provisioner else None
-        if pid:
-            kill_group(pid)
+        _kill_kernel(manager)
         run.execution_seconds = time.monotonic() - started - run.kernel_start_seconds
+        kernels.launch_settings.clear()
+        devnull.close()
     return run
+
+
+def _kill_kernel(manager: KernelManager) -> None:
+    """Kill the kernel's whole process group, whichever way it was started."""
+    provisioner = manager.provisioner
+    process = getattr(provisioner, "process", None) if provisioner else None
+    if isinstance(process, WarmProcess):
+        process.kill()  # a warm fork: only its server can signal it
+    elif getattr(provisioner, "pid", None):
+        kill_group(provisioner.pid)
 
 
 def _failure(notebook: nbformat.NotebookNode, index: int, name: str, value: str) -> CellFailure:

@@ -39,10 +39,10 @@ log = logging.getLogger("grader")
 REFERENCE_SOLUTION = Path(__file__).resolve().parent.parent / "reference_solution"
 
 
-def emulator_for(rubric: Rubric, work_root: Path) -> Emulator:
+def emulator_for(rubric: Rubric, root: Path) -> Emulator:
     """An emulator whose training jobs obey the rubric's limits."""
     return Emulator(
-        work_root=work_root,
+        root=root,
         settings={
             "limits": ResourceLimits.from_rubric(rubric.limits),
             "max_job_seconds": rubric.timeouts.job_seconds,
@@ -52,13 +52,16 @@ def emulator_for(rubric: Rubric, work_root: Path) -> Emulator:
 
 
 @contextlib.contextmanager
-def _emulator(rubric: Rubric, scratch: Path, shared: Emulator | None) -> Iterator[Emulator]:
+def _emulator(rubric: Rubric, shared: Emulator | None) -> Iterator[Emulator]:
     if shared is not None:
-        shared.reset(work_root=scratch)
         yield shared
         return
-    with emulator_for(rubric, scratch) as emulator:
-        yield emulator
+    root = Path(tempfile.mkdtemp(prefix="grader-"))
+    try:
+        with emulator_for(rubric, root) as emulator:
+            yield emulator
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _job_record(run: JobRun) -> JobRecord:
@@ -117,11 +120,18 @@ def grade(
     started = time.monotonic()
     submission = open_submission(submission_path, rubric)
     timings = Timings()
-    scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+    # The holdout lives here, outside anything student code can see.
+    private = Path(tempfile.mkdtemp(prefix="grader-private-"))
     try:
-        result = _grade_in(scratch, submission, rubric, reference, emulator, timings)
+        with _emulator(rubric, emulator) as active:
+            scratch = active.new_slot()
+            try:
+                result = _grade_in(scratch, private, submission, rubric, reference, active,
+                                   timings)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
 
     report_started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,67 +148,68 @@ def grade(
 
 def _grade_in(
     scratch: Path,
+    private_dir: Path,
     submission: Submission,
     rubric: Rubric,
     reference: ModelScores | None,
-    shared: Emulator | None,
+    emulator: Emulator,
     timings: Timings,
 ) -> GradeResult:
     setup_started = time.monotonic()
     workdir = scratch / "work"
     splits = load_splits(rubric.fixtures.dataset)
     lay_out_workdir(submission, workdir, rubric, splits)
-    private = _write_private_splits(splits, scratch / "private")
+    private = _write_private_splits(splits, private_dir / "splits")
+    emulator.reset(work_root=scratch)
+    for split, uri in rubric.fixtures.s3.items():
+        body = splits.split(split).to_csv(header=False, index=False).encode()
+        emulator.seed_object(uri, body)
+    notebook = copy.deepcopy(submission.notebook)
+    inject_parameters(notebook, rubric.parameters)
+    env = student_environment(emulator, scratch / "home")
+    limits = ResourceLimits.from_rubric(rubric.limits)
+    timings.setup = time.monotonic() - setup_started
 
-    with _emulator(rubric, scratch, shared) as emulator:
-        for split, uri in rubric.fixtures.s3.items():
-            body = splits.split(split).to_csv(header=False, index=False).encode()
-            emulator.seed_object(uri, body)
-        notebook = copy.deepcopy(submission.notebook)
-        inject_parameters(notebook, rubric.parameters)
-        env = student_environment(emulator, scratch / "home")
-        limits = ResourceLimits.from_rubric(rubric.limits)
-        timings.setup = time.monotonic() - setup_started
+    notebook_run = run_notebook(
+        notebook,
+        workdir=workdir,
+        env=env,
+        cell_timeout=rubric.timeouts.cell_seconds,
+        notebook_timeout=rubric.timeouts.notebook_seconds,
+        startup_timeout=rubric.timeouts.kernel_start_seconds,
+        limits=limits,
+        warm=emulator.kernel_warm,
+    )
+    timings.kernel_start = notebook_run.kernel_start_seconds
+    timings.notebook = notebook_run.execution_seconds
+    # A job started with fit(wait=False) may still be running.
+    emulator.training.wait_all(timeout=rubric.timeouts.job_seconds + 30)
 
-        notebook_run = run_notebook(
-            notebook,
-            workdir=workdir,
-            env=env,
-            cell_timeout=rubric.timeouts.cell_seconds,
-            notebook_timeout=rubric.timeouts.notebook_seconds,
-            startup_timeout=rubric.timeouts.kernel_start_seconds,
+    checks_started = time.monotonic()
+    runs = list(emulator.training.runs.values())
+    timings.training = sum(r.duration or 0.0 for r in runs)
+    evidence = Evidence(
+        rubric=rubric,
+        submission=submission,
+        notebook=notebook_run,
+        runs=runs,
+        artifact=None,
+        reference_scores=(reference or ModelScores()).model_dump(),
+        script_text=submission.script_path.read_text(errors="replace"),
+        workdir=workdir,
+    )
+    graded = evidence.graded_run
+    if graded is not None:
+        evidence.artifact = inspect_artifact(
+            graded,
+            scratch=scratch / "probe",
+            splits={"train": private["train"], "validation": private["validation"],
+                    "holdout": private["holdout"]},
             limits=limits,
+            warm=emulator.warm,
         )
-        timings.kernel_start = notebook_run.kernel_start_seconds
-        timings.notebook = notebook_run.execution_seconds
-        # A job started with fit(wait=False) may still be running.
-        emulator.training.wait_all(timeout=rubric.timeouts.job_seconds + 30)
-
-        checks_started = time.monotonic()
-        runs = list(emulator.training.runs.values())
-        timings.training = sum(r.duration or 0.0 for r in runs)
-        evidence = Evidence(
-            rubric=rubric,
-            submission=submission,
-            notebook=notebook_run,
-            runs=runs,
-            artifact=None,
-            reference_scores=(reference or ModelScores()).model_dump(),
-            script_text=submission.script_path.read_text(errors="replace"),
-            workdir=workdir,
-        )
-        graded = evidence.graded_run
-        if graded is not None:
-            evidence.artifact = inspect_artifact(
-                graded,
-                scratch=scratch / "private" / "probe",
-                splits={"train": private["train"], "validation": private["validation"],
-                        "holdout": private["holdout"]},
-                limits=limits,
-                warm=emulator.warm,
-            )
-        verdicts = judge(evidence)
-        timings.checks = time.monotonic() - checks_started
+    verdicts = judge(evidence)
+    timings.checks = time.monotonic() - checks_started
 
     scores = evidence.artifact.scores if evidence.artifact else None
     auc = (scores or {}).get("auc", {})

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_MEMBERS = 200
+MAX_SCORED_ROUNDS = 5000
 MAX_UNPACKED_BYTES = 500 * 1024 * 1024
 
 
@@ -129,6 +130,9 @@ def score(model: Path, splits: dict[str, str]) -> dict[str, Any]:
     booster.load_model(str(model))
     config = json.loads(booster.save_config())
     rounds = booster.num_boosted_rounds()
+    if rounds > MAX_SCORED_ROUNDS:
+        raise ValueError(f"the model has {rounds} boosting rounds; at most "
+                         f"{MAX_SCORED_ROUNDS} are scored")
     result: dict[str, Any] = {
         "rounds": rounds,
         "max_tree_depth": _max_tree_depth(booster),

@@ -386,7 +386,7 @@ class TrainingService:
                     written += len(line)
                     publisher.add(line, stderr=(tag == "stderr"))
                     if written > self.settings.max_log_bytes:
-                        kill_group(process.pid)
+                        _kill(process)
                         run.stop_reason = None
                         process.wait()
                         raise _JobFailed(
@@ -396,7 +396,7 @@ class TrainingService:
                         )
                 publisher.flush_if_due()
                 if time.monotonic() > deadline:
-                    kill_group(process.pid)
+                    _kill(process)
                     run.stop_reason = (
                         "MaxRuntimeExceeded: Training job stopped after "
                         f"{stop_after} seconds (the estimator's max_run, capped at "
@@ -405,7 +405,7 @@ class TrainingService:
                     break
             run.exit_code = process.wait()
         finally:
-            kill_group(process.pid)
+            _kill(process)
             publisher.flush()
             run.observations = _read_json(observations)
 
@@ -438,7 +438,7 @@ class TrainingService:
                     rlimits=self.settings.limits.as_rlimits(),
                     script=script.name,
                     args=run.command[2:],
-                    observe=True,
+                    install="grader_job_observer",
                     path_prefix=[str(_JOB_SITE), str(_COMMON_SITE)],
                 )
             finally:
@@ -594,6 +594,14 @@ def _pump(stream: Any, tag: str, lines: queue.Queue[tuple[str, str | None]]) -> 
         lines.put((tag, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
     stream.close()
     lines.put((tag, None))
+
+
+def _kill(process: Any) -> None:
+    """Kill the job's whole process group, as the service tears down a container."""
+    if isinstance(process, subprocess.Popen):
+        kill_group(process.pid)
+    else:
+        process.kill()
 
 
 def _max_runtime(request: dict[str, Any], cap: int) -> int:

@@ -17,17 +17,18 @@ import json
 import os
 import random
 import resource
+import select
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-_PRELOAD = ("numpy", "pandas", "sklearn.metrics", "xgboost")
+#: What a training job's or a probe's warm interpreter imports up front.
+JOB_PRELOAD = ("numpy", "pandas", "sklearn.metrics", "xgboost", "grader_import_hooks")
 
 
 # -- the server (runs in its own process) -------------------------------------
@@ -57,23 +58,24 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
     except ImportError:
         pass
     for entry in reversed(request.get("path_prefix", [])):
-        sys.path.insert(0, entry)
+        sys.path.insert(1, entry)
 
     code = 0
     try:
         import runpy
 
-        if request.get("observe"):
-            import grader_job_observer
-
-            grader_job_observer.install()
+        if request.get("install"):
+            __import__(request["install"]).install()
+        # sys.path[0] as `python -m` (the working directory) or `python
+        # script.py` (the script's folder) would set it, never the server's.
         if "module" in request:
+            sys.path[0] = request["cwd"]
             sys.argv = [request["module"], *request["args"]]
             runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
         else:
             script = request["script"]
+            sys.path[0] = os.path.dirname(os.path.abspath(script))
             sys.argv = [script, *request["args"]]
-            sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
             runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -92,10 +94,17 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
         os._exit(code)
 
 
-def _serve(socket_path: str) -> None:
-    for name in _PRELOAD:
+def _serve(socket_path: str, preload: list[str]) -> None:
+    if preload and preload[0].startswith("--relay="):
+        # Inside a sandbox without network: bring the emulator's port in.
+        port, unix_path = preload.pop(0).split("=", 1)[1].split(":", 1)
+        relay = subprocess.Popen(
+            [sys.executable, "-m", "grader.relay", port, unix_path], stdout=subprocess.PIPE
+        )
+        assert relay.stdout is not None
+        relay.stdout.readline()
+    for name in preload:
         __import__(name)
-    import grader_import_hooks  # noqa: F401 - the observer's dependency, warm too
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
@@ -104,11 +113,20 @@ def _serve(socket_path: str) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     children: dict[int, socket.socket] = {}
+    parent = os.getppid()
     while True:
         for key, _ in selector.select(timeout=0.05):
             connection, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
             request = json.loads(message.decode())
+            if "kill" in request:
+                # Pids are this server's: inside a sandbox only it can name them.
+                try:
+                    os.killpg(int(request["kill"]), int(request["signal"]))
+                except (ProcessLookupError, PermissionError):
+                    pass
+                connection.close()
+                continue
             pid = os.fork()
             if pid == 0:
                 listener.close()
@@ -132,7 +150,7 @@ def _serve(socket_path: str) -> None:
                 except OSError:
                     pass
                 connection.close()
-        if os.getppid() == 1:  # the grader is gone
+        if os.getppid() != parent:  # whoever started us is gone
             return
 
 
@@ -140,13 +158,24 @@ def _serve(socket_path: str) -> None:
 
 
 class WarmProcess:
-    """A forked child, shaped like the bits of ``subprocess.Popen`` we use."""
+    """A forked child, shaped like the parts of ``subprocess.Popen`` that the
+    grader and jupyter_client use."""
 
-    def __init__(self, connection: socket.socket, reader: Any, pid: int):
+    stdin = stdout = stderr = None
+
+    def __init__(self, connection: socket.socket, reader: Any, pid: int, server: str):
         self._connection = connection
         self._reader = reader
+        self._server = server
         self.pid = pid
         self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            ready, _, _ = select.select([self._connection], [], [], 0)
+            if ready:
+                self.wait()
+        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
@@ -159,15 +188,45 @@ class WarmProcess:
             self._connection.close()
         return self.returncode
 
+    def send_signal(self, signum: int) -> None:
+        """Signal the child's whole process group, through the server; also
+        after the child itself ended, to reach what it left running."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.connect(self._server)
+                request = json.dumps({"kill": self.pid, "signal": int(signum)}).encode()
+                socket.send_fds(connection, [request], [])
+        except OSError:
+            pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
 
 class WarmInterpreter:
     """A warm server, started lazily and used by one grader process."""
 
-    def __init__(self, *, python_path: list[str]):
+    def __init__(
+        self,
+        *,
+        python_path: list[str],
+        preload: tuple[str, ...] = JOB_PRELOAD,
+        name: str = "warm",
+        directory: Path | None = None,
+        confinement: Any = None,
+        relay: tuple[int, str] | None = None,
+    ):
         self._python_path = python_path
+        self._preload = preload
+        self._confinement = confinement
+        self._relay = relay
         self._process: subprocess.Popen[bytes] | None = None
-        self._directory = Path(tempfile.mkdtemp(prefix="grader-warm-"))
-        self._socket = self._directory / "socket"
+        self._directory = directory or Path(tempfile.mkdtemp(prefix="grader-warm-"))
+        self._directory.mkdir(parents=True, exist_ok=True)
+        self._socket = self._directory / f"{name}.sock"
         self._ready = False
 
     def start(self) -> None:
@@ -183,11 +242,18 @@ class WarmInterpreter:
             "PYTHONPATH": os.pathsep.join(self._python_path),
             "MPLBACKEND": "Agg",
         }
+        argv = [sys.executable, "-m", "grader.warm", str(self._socket)]
+        if self._relay and self._confinement is not None:
+            argv.append(f"--relay={self._relay[0]}:{self._relay[1]}")
+        argv += self._preload
+        if self._confinement is not None:
+            argv = self._confinement.command(argv, chdir=self._directory)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "grader.warm", str(self._socket)],
+            argv,
             env=env,
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            cwd=self._directory,
             start_new_session=True,
         )
 
@@ -197,10 +263,12 @@ class WarmInterpreter:
         if self._ready:
             return
         assert self._process is not None and self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if line.strip() != b"ready":
-            raise RuntimeError("the warm interpreter did not start")
-        self._ready = True
+        # Libraries may print while they import; "ready" is the last word.
+        for line in self._process.stdout:
+            if line.strip() == b"ready":
+                self._ready = True
+                return
+        raise RuntimeError("the warm interpreter did not start")
 
     def spawn(
         self,
@@ -214,7 +282,7 @@ class WarmInterpreter:
         script: str | None = None,
         module: str | None = None,
         args: list[str] | None = None,
-        observe: bool = False,
+        install: str | None = None,
         path_prefix: list[str] | None = None,
     ) -> WarmProcess:
         self._ensure_started()
@@ -223,7 +291,7 @@ class WarmInterpreter:
             "env": env,
             "args": args or [],
             "rlimits": rlimits,
-            "observe": observe,
+            "install": install,
             "path_prefix": path_prefix or [],
         }
         if module:
@@ -238,7 +306,7 @@ class WarmInterpreter:
         if not reply:
             connection.close()
             raise RuntimeError("the warm interpreter closed the connection")
-        return WarmProcess(connection, reader, json.loads(reply)["pid"])
+        return WarmProcess(connection, reader, json.loads(reply)["pid"], str(self._socket))
 
     def close(self) -> None:
         if self._process is not None:
@@ -251,4 +319,4 @@ class WarmInterpreter:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(sys.argv[1], sys.argv[2:])
