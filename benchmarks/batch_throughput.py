@@ -14,14 +14,17 @@ Three measurements, in one run, on the same machine:
   solution with one and with two workers.
 
 The reference scores are computed first, into a private cache directory, so
-no run depends on (or writes to) the user's cache. While the two-worker
-batch runs, every process of each worker's tree is sampled for memory.
+no run depends on (or writes to) the user's cache. Wall times mean little on
+a machine that something else keeps busy, so every phase also reports the
+CPU its own processes used and the CPU the rest of the machine used
+meanwhile, and the package's source is fingerprinted before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -44,11 +47,14 @@ from grader.results import GradeResult, ModelScores
 from grader.rubric import Rubric, load_rubric
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+PACKAGE = REPOSITORY / "grader"
 REFERENCE = REPOSITORY / "reference_solution"
 NOTEBOOK = REFERENCE / "assignment2.ipynb"
 SAMPLE_SECONDS = 0.2
+SHARES_EVERY = 5
 GIB = 1024**3
 MIB = 1024**2
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)
 
 # The targets the figures are held to.
 MAX_BATCH_SHARE_OF_FLOOR = 0.5
@@ -58,11 +64,14 @@ MAX_WORKER_BYTES = GIB
 
 @dataclasses.dataclass
 class Measurement:
-    """One configuration's runs: seconds per submission and whole-run walls."""
+    """One configuration's runs: seconds per submission, whole-run walls and
+    the CPU seconds of the benchmark's process tree and of everything else."""
 
     label: str
     per_submission: list[float] = dataclasses.field(default_factory=list)
     walls: list[float] = dataclasses.field(default_factory=list)
+    cpu: list[float] = dataclasses.field(default_factory=list)
+    others_cpu: list[float] = dataclasses.field(default_factory=list)
     copies: int = 0
 
     @property
@@ -77,8 +86,164 @@ class Measurement:
     def per_minute(self) -> float:
         return 60.0 / self.amortised
 
+    @property
+    def cpu_per_submission(self) -> float:
+        return statistics.median(self.cpu) / self.copies
 
-# -- the class ------------------------------------------------------------------
+    @property
+    def others_share(self) -> float:
+        """The fraction of the machine's CPU capacity others used meanwhile."""
+        capacity = sum(self.walls) * (os.cpu_count() or 1)
+        return sum(self.others_cpu) / capacity if capacity else 0.0
+
+
+# -- watching the processes ---------------------------------------------------
+
+
+class TreeSampler:
+    """Watches every process below this one while a phase runs: the CPU time
+    each used and, if asked, the memory of each pool worker's tree (the
+    worker, its emulator's warm interpreters, the kernel and jobs forked
+    from them).
+
+    CPU: a process's last sampled user+system time counts, so what a process
+    spends in its final 0.2 s, or a process shorter than that, is missed;
+    the children fields are not used, as a reaped child would count twice.
+    Memory: RSS counts a page shared by forks once per process, so the sum
+    overstates a tree; PSS splits each shared page among its sharers; USS
+    counts only private pages. RSS is read every tick; PSS and USS cost the
+    kernel a walk of each address space (about 10 ms for a process that has
+    imported xgboost), so they are read every ``SHARES_EVERY`` ticks only.
+    """
+
+    def __init__(self, *, worker_memory: bool) -> None:
+        self.worker_memory = worker_memory
+        self.peaks: dict[int, dict[str, int]] = {}
+        self.cpu_seconds = 0.0
+        self.others_cpu_seconds = 0.0
+        self.sampler_cpu_seconds = 0.0
+        self._cpu_by_process: dict[tuple[int, float], float] = {}
+        self._cpu_before: dict[tuple[int, float], float] = {}
+        self._is_worker: dict[tuple[int, float], bool] = {}
+        self._me = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+        self._own_started = 0.0
+        self._machine_started = 0.0
+
+    def __enter__(self) -> "TreeSampler":
+        self._own_started = time.process_time()
+        self._machine_started = _machine_busy_seconds()
+        # Processes already running (the resource tracker) count from now on.
+        self._cpu_before = {key: cpu for key, cpu, _ in self._below()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        # This process's own CPU (the emulator's server threads, nbclient),
+        # less what the sampler itself cost.
+        own = time.process_time() - self._own_started - self.sampler_cpu_seconds
+        spent = (cpu - self._cpu_before.get(key, 0.0)
+                 for key, cpu in self._cpu_by_process.items())
+        self.cpu_seconds = own + sum(spent)
+        machine = _machine_busy_seconds() - self._machine_started
+        self.others_cpu_seconds = max(0.0, machine - self.cpu_seconds
+                                      - self.sampler_cpu_seconds)
+
+    def _sample_until_stopped(self) -> None:
+        started = time.thread_time()
+        tick = 0
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self._sample(shares=tick % SHARES_EVERY == 0)
+            tick += 1
+        self._sample(shares=False)
+        self.sampler_cpu_seconds = time.thread_time() - started
+
+    def _below(self) -> list[tuple[tuple[int, float], float, psutil.Process]]:
+        """Each process below this one, keyed by pid and start time (so a
+        reused pid is a new process), with its user+system seconds."""
+        found = []
+        try:
+            below = self._me.children(recursive=True)
+        except _GONE:
+            return found
+        for process in below:
+            try:
+                with process.oneshot():
+                    key = (process.pid, process.create_time())
+                    times = process.cpu_times()
+            except _GONE:
+                continue
+            found.append((key, times.user + times.system, process))
+        return found
+
+    def _sample(self, *, shares: bool) -> None:
+        below = self._below()
+        self._cpu_by_process.update((key, cpu) for key, cpu, _ in below)
+        if not self.worker_memory:
+            return
+        parents: dict[int, int] = {}
+        workers: set[int] = set()
+        for key, _, process in below:
+            try:
+                parents[process.pid] = process.ppid()
+                if parents[process.pid] == self._me.pid and self._worker(key, process):
+                    workers.add(process.pid)
+            except _GONE:
+                continue
+        totals = {pid: {"rss": 0, "pss": 0, "uss": 0, "processes": 0} for pid in workers}
+        for _, _, process in below:
+            owner = _owning_worker(process.pid, parents, workers)
+            if owner is None:
+                continue
+            try:
+                memory = process.memory_full_info() if shares else process.memory_info()
+            except _GONE:
+                continue
+            tree = totals[owner]
+            tree["rss"] += memory.rss
+            tree["pss"] += getattr(memory, "pss", 0)
+            tree["uss"] += getattr(memory, "uss", 0)
+            tree["processes"] += 1
+        for pid, tree in totals.items():
+            peak = self.peaks.setdefault(pid, dict.fromkeys(tree, 0))
+            for measure, value in tree.items():
+                peak[measure] = max(peak[measure], value)
+
+    def _worker(self, key: tuple[int, float], process: psutil.Process) -> bool:
+        """A pool worker is a multiprocessing spawn child of this process."""
+        if key not in self._is_worker:
+            self._is_worker[key] = any("spawn_main" in part for part in process.cmdline())
+        return self._is_worker[key]
+
+
+def _owning_worker(pid: int, parents: dict[int, int], workers: set[int]) -> int | None:
+    while pid in parents:
+        if pid in workers:
+            return pid
+        pid = parents[pid]
+    return None
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core spent on work (guest time is inside user)."""
+    times = psutil.cpu_times()
+    return (times.user + times.nice + times.system + getattr(times, "irq", 0.0)
+            + getattr(times, "softirq", 0.0))
+
+
+def package_fingerprint() -> str:
+    """A digest of the grader's source, to tell whether it changed mid-run."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(PACKAGE).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+# -- the class ----------------------------------------------------------------
 
 
 def lay_out_class(class_dir: Path, copies: int) -> list[batch.Entry]:
@@ -90,7 +255,7 @@ def lay_out_class(class_dir: Path, copies: int) -> list[batch.Entry]:
     return batch.discover(class_dir)
 
 
-# -- the floor ------------------------------------------------------------------
+# -- the floor ----------------------------------------------------------------
 
 
 def train_cold(emulator: Emulator) -> None:
@@ -100,22 +265,21 @@ def train_cold(emulator: Emulator) -> None:
     service.settings = dataclasses.replace(service.settings, warm=None)
 
 
-def run_floor_submission(
-    emulator: Emulator, rubric: Rubric, splits: Splits, run_dir: Path
-) -> float:
+def run_floor_submission(emulator: Emulator, rubric: Rubric, splits: Splits) -> float:
     """One submission's bare cost: working copy, account, notebook, job."""
     started = time.monotonic()
-    workdir = run_dir / "work"
+    slot = emulator.new_slot()
+    workdir = slot / "work"
     shutil.copytree(REFERENCE, workdir, ignore=shutil.ignore_patterns("__pycache__"))
     for split, relative in rubric.fixtures.files.items():
         write_csv(splits.split(split), workdir / relative)
 
-    emulator.reset(work_root=run_dir)
+    emulator.reset(work_root=slot)
     train_cold(emulator)
     for split, uri in rubric.fixtures.s3.items():
         body = splits.split(split).to_csv(header=False, index=False).encode()
         emulator.seed_object(uri, body)
-    env = student_environment(emulator, run_dir / "home")
+    env = student_environment(emulator, slot / "home")
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, kernel_name="python3", timeout=300,
@@ -128,98 +292,34 @@ def run_floor_submission(
     runs = list(emulator.training.runs.values())
     if not finished or [r.status for r in runs] != ["Completed"]:
         states = [(r.name, r.status, r.failure_reason) for r in runs]
-        raise RuntimeError(f"floor run in {run_dir}: expected one Completed job, got {states}")
+        raise RuntimeError(f"floor run in {slot}: expected one Completed job, got {states}")
     if emulator.training.settings.warm is not None:
         raise RuntimeError("floor run: the training job was forked from a warm interpreter")
     return elapsed
 
 
-def measure_floor(rubric: Rubric, copies: int, scratch: Path, into: Measurement) -> float:
-    """M floor runs on one emulator, as a worker would hold it; returns the
+def measure_floor(rubric: Rubric, copies: int, root: Path, into: Measurement) -> float:
+    """M floor runs on one emulator, as a worker holds one; returns the
     emulator's start-up seconds, which the per-submission times exclude."""
     splits = load_splits(rubric.fixtures.dataset)
     started = time.monotonic()
-    with emulator_for(rubric, scratch / "emulator") as emulator:
-        # start() launches both warm interpreters; the floor uses neither, and
-        # left running they would import pandas and xgboost during run one.
-        emulator.warm.close()
-        emulator.kernel_warm.close()
-        start_up = time.monotonic() - started
-        for number in range(1, copies + 1):
-            into.per_submission.append(
-                run_floor_submission(emulator, rubric, splits, scratch / f"run-{number:02d}")
-            )
+    with TreeSampler(worker_memory=False) as sampler:
+        with emulator_for(rubric, root) as emulator:
+            # start() launches both warm interpreters; the floor uses neither,
+            # and left running they would import pandas and xgboost meanwhile.
+            emulator.warm.close()
+            emulator.kernel_warm.close()
+            start_up = time.monotonic() - started
+            for _ in range(copies):
+                into.per_submission.append(run_floor_submission(emulator, rubric, splits))
     into.walls.append(time.monotonic() - started)
+    into.cpu.append(sampler.cpu_seconds)
+    into.others_cpu.append(sampler.others_cpu_seconds)
     into.copies = copies
     return start_up
 
 
-# -- the grader -----------------------------------------------------------------
-
-
-class WorkerMemory:
-    """Samples the memory of each pool worker's process tree: the worker, its
-    emulator's warm interpreters, the kernel and the jobs forked from them.
-
-    RSS counts pages shared by forks once per process, so the sum overstates
-    a tree; PSS splits each shared page among its sharers, USS counts only
-    private pages.
-    """
-
-    def __init__(self) -> None:
-        self.peaks: dict[int, dict[str, int]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._me = psutil.Process()
-
-    def __enter__(self) -> "WorkerMemory":
-        # A fresh thread per batch; the peaks carry over between repeats.
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _workers(self) -> list[psutil.Process]:
-        workers = []
-        for child in self._me.children():
-            try:
-                if any("spawn_main" in part for part in child.cmdline()):
-                    workers.append(child)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return workers
-
-    def _sample_until_stopped(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            for worker in self._workers():
-                self._sample_tree(worker)
-
-    def _sample_tree(self, worker: psutil.Process) -> None:
-        totals = {"rss": 0, "pss": 0, "uss": 0, "processes": 0}
-        try:
-            tree = [worker, *worker.children(recursive=True)]
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            return
-        for member in tree:
-            try:
-                memory = member.memory_full_info()
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            totals["rss"] += memory.rss
-            totals["pss"] += getattr(memory, "pss", 0)
-            totals["uss"] += memory.uss
-            totals["processes"] += 1
-        peak = self.peaks.setdefault(worker.pid, dict.fromkeys(totals, 0))
-        for key, value in totals.items():
-            peak[key] = max(peak[key], value)
-
-    def peak(self, key: str) -> int:
-        return max((p[key] for p in self.peaks.values()), default=0)
+# -- the grader ---------------------------------------------------------------
 
 
 def measure_grader(
@@ -228,19 +328,23 @@ def measure_grader(
     reference: ModelScores,
     workers: int,
     into: Measurement,
+    sampler: TreeSampler,
 ) -> list[GradeResult]:
     """One ``grade_class`` run; the wall includes starting the pool and each
     worker's emulator, which a real batch pays too."""
     started = time.monotonic()
-    results = batch.grade_class(entries, out_dir, rubric_path=None, reference=reference,
-                                workers=workers, force=True)
+    with sampler:
+        results = batch.grade_class(entries, out_dir, rubric_path=None, reference=reference,
+                                    workers=workers, force=True)
     into.walls.append(time.monotonic() - started)
+    into.cpu.append(sampler.cpu_seconds)
+    into.others_cpu.append(sampler.others_cpu_seconds)
     into.per_submission.extend(r.timings.total for r in results)
     into.copies = len(entries)
     return results
 
 
-def check_scores(label: str, results: list[GradeResult]) -> str:
+def describe_scores(label: str, results: list[GradeResult]) -> str:
     """Timings of a broken run mean nothing: say what each copy scored."""
     scores = sorted({f"{r.score:g}/{r.max_score:g}" for r in results})
     errors = [f"{r.submission}: {r.error}" for r in results if r.status != "graded"]
@@ -250,7 +354,7 @@ def check_scores(label: str, results: list[GradeResult]) -> str:
     return line + "".join(f"\n    error {e}" for e in errors)
 
 
-# -- the report -----------------------------------------------------------------
+# -- the report ---------------------------------------------------------------
 
 
 def verdict(passed: bool) -> str:
@@ -258,47 +362,49 @@ def verdict(passed: bool) -> str:
 
 
 def print_report(
-    floor: Measurement,
-    graders: list[Measurement],
-    memory: WorkerMemory,
+    floor: Measurement, graders: list[Measurement], peaks: dict[int, dict[str, int]],
     notes: list[str],
 ) -> None:
+    floor_s = floor.median
     print()
     header = (f"{'':9} {'median s/sub':>12} {'amortised s/sub':>15} {'subs/min':>9} "
-              f"{'vs floor':>9}  target: amortised <= {MAX_BATCH_SHARE_OF_FLOOR:g} x floor")
+              f"{'vs floor':>9} {'CPU s/sub':>9}  amortised <= "
+              f"{MAX_BATCH_SHARE_OF_FLOOR:g} x floor median")
     print(header)
     print("-" * len(header))
-    floor_s = floor.median
-    print(f"{floor.label:9} {floor_s:12.2f} {floor.amortised:15.2f} {60.0 / floor_s:9.2f} "
-          f"{1.0:9.2f}  (reference: median of {len(floor.per_submission)} runs)")
-    for row in graders:
+    for row in [floor, *graders]:
         share = row.amortised / floor_s
+        target = "(the floor)" if row is floor else verdict(share <= MAX_BATCH_SHARE_OF_FLOOR)
         print(f"{row.label:9} {row.median:12.2f} {row.amortised:15.2f} {row.per_minute:9.2f} "
-              f"{share:9.2f}  {verdict(share <= MAX_BATCH_SHARE_OF_FLOOR)}")
-    print("(vs floor = amortised s/sub / floor median s/sub; floor subs/min = 60 / median;"
-          " floor amortised includes its one emulator start)")
+              f"{share:9.2f} {row.cpu_per_submission:9.2f}  {target}")
+    print("  median s/sub: floor runs timed one by one; grader rows: results' timings.total")
+    print("  amortised s/sub: phase wall / M (floor: with its one emulator start; grader:")
+    print("    with pool and worker start-up); subs/min = 60 / amortised;")
+    print("  vs floor = amortised / floor median; CPU s/sub = CPU of this process tree / M")
+    for row in [floor, *graders]:
+        print(f"  CPU used by other processes during {row.label}: "
+              f"{100 * row.others_share:.0f}% of the machine")
 
     one, two = graders
     scaling = two.per_minute / one.per_minute
     print()
-    passed = scaling >= MIN_SCALING_TWO_WORKERS
-    print(f"2 workers vs 1 (throughput): {scaling:.2f}x   "
-          f"target >= {MIN_SCALING_TWO_WORKERS:g}x  {verdict(passed)}")
+    print(f"2 workers vs 1 (throughput): {scaling:.2f}x   target >= "
+          f"{MIN_SCALING_TWO_WORKERS:g}x  {verdict(scaling >= MIN_SCALING_TWO_WORKERS)}")
 
     print()
-    print(f"peak memory per worker (max over {len(memory.peaks)} workers, whole process tree, "
-          f"sampled every {SAMPLE_SECONDS:g} s), target < {MAX_WORKER_BYTES / GIB:g} GiB:")
-    for key, meaning in (("rss", "RSS sum (counts shared pages once per process)"),
-                         ("pss", "PSS sum (shared pages split among sharers)"),
-                         ("uss", "USS sum (private pages only)")):
-        peak = memory.peak(key)
-        print(f"  {key.upper()}: {peak / MIB:8.0f} MiB  "
+    print(f"peak memory per worker (max over {len(peaks)} workers of grader-2, whole "
+          f"process tree; RSS every {SAMPLE_SECONDS:g} s, PSS and USS every "
+          f"{SAMPLE_SECONDS * SHARES_EVERY:g} s), target < {MAX_WORKER_BYTES / GIB:g} GiB:")
+    for key, meaning in (("rss", "sum of RSS (a page shared by forks counts per process)"),
+                         ("pss", "sum of PSS (shared pages split among their sharers)"),
+                         ("uss", "sum of USS (private pages only)")):
+        peak = max((p[key] for p in peaks.values()), default=0)
+        print(f"  {key.upper()}: {peak / MIB:6.0f} MiB  "
               f"{verdict(0 < peak < MAX_WORKER_BYTES)}  {meaning}")
-    print(f"  processes in the largest tree: {memory.peak('processes')}")
-    for pid, peak in sorted(memory.peaks.items()):
+    for pid, peak in sorted(peaks.items()):
         sizes = ", ".join(f"{key.upper()} {peak[key] / MIB:.0f} MiB"
                           for key in ("rss", "pss", "uss"))
-        print(f"  worker {pid}: {sizes}, up to {peak['processes']} processes")
+        print(f"  worker {pid}: {sizes}; up to {peak['processes']} processes")
 
     print()
     for note in notes:
@@ -317,6 +423,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     begun = time.monotonic()
+    fingerprint = package_fingerprint()
+    load_before = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="batch-throughput-"))
     os.environ["GRADER_CACHE_DIR"] = str(scratch / "cache")
     notes = [
@@ -328,35 +436,52 @@ def main() -> int:
         rubric = load_rubric(None)
         started = time.monotonic()
         reference = reference_scores(rubric)
+        if reference.holdout_auc is None:
+            raise SystemExit("the reference solution produced no model (see the grader's "
+                             "warning above); no figure would mean anything")
         notes.append(f"reference scores (computed once, not cached before): "
                      f"{time.monotonic() - started:.2f} s; validation AUC "
-                     f"{reference.validation_auc}, holdout AUC {reference.holdout_auc}")
+                     f"{reference.validation_auc:.4f}, "
+                     f"holdout AUC {reference.holdout_auc:.4f}")
 
         floor = Measurement("floor")
         graders = [Measurement("grader-1"), Measurement("grader-2")]
-        memory = WorkerMemory()
+        peaks: dict[int, dict[str, int]] = {}
         entries = lay_out_class(scratch / "class", args.copies)
         for repeat in range(1, args.repeats + 1):
             start_up = measure_floor(rubric, args.copies, scratch / f"floor-{repeat}", floor)
             notes.append(f"repeat {repeat}: floor emulator start-up {start_up:.2f} s "
-                         f"(excluded from floor s/sub)")
-            results = measure_grader(entries, scratch / f"out-1-{repeat}", reference, 1,
-                                     graders[0])
-            notes.append(check_scores(f"repeat {repeat}, grader-1", results))
-            with memory:
-                results = measure_grader(entries, scratch / f"out-2-{repeat}", reference, 2,
-                                         graders[1])
-            notes.append(check_scores(f"repeat {repeat}, grader-2", results))
+                         f"(in floor amortised, not in floor median)")
+            for workers, row in enumerate(graders, start=1):
+                sampler = TreeSampler(worker_memory=workers == 2)
+                results = measure_grader(entries, scratch / f"out-{workers}-{repeat}",
+                                         reference, workers, row, sampler)
+                peaks.update(sampler.peaks)
+                notes.append(describe_scores(f"repeat {repeat}, {row.label}", results))
+                share = sampler.sampler_cpu_seconds / (row.walls[-1] * (os.cpu_count() or 1))
+                notes.append(f"    the sampler's own CPU: {sampler.sampler_cpu_seconds:.1f} s "
+                             f"({100 * share:.1f}% of the machine)")
         notes.append(f"floor runs (s): {', '.join(f'{s:.2f}' for s in floor.per_submission)}")
         for row in graders:
             totals = ", ".join(f"{s:.2f}" for s in row.per_submission)
             walls = ", ".join(f"{s:.2f}" for s in row.walls)
             notes.append(f"{row.label} timings.total (s): {totals}; wall (s): {walls}")
-        print_report(floor, graders, memory, notes)
+        load_after = os.getloadavg()
+        notes.append(f"load average (1, 5, 15 min): before {_loads(load_before)}, "
+                     f"after {_loads(load_after)}")
+        changed = package_fingerprint()
+        notes.append(f"grader source fingerprint: {fingerprint} before, {changed} after"
+                     + ("" if changed == fingerprint else
+                        "  WARNING: the package changed during the run"))
+        print_report(floor, graders, peaks, notes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"total benchmark wall time: {time.monotonic() - begun:.1f} s")
     return 0
+
+
+def _loads(loads: tuple[float, float, float]) -> str:
+    return " ".join(f"{value:.1f}" for value in loads)
 
 
 if __name__ == "__main__":

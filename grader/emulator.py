@@ -156,6 +156,8 @@ class Emulator:
         global _ACTIVE
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
         with _ACTIVE_LOCK:
             if _ACTIVE is not None:
                 raise EmulatorError("an emulator is already running in this process")

@@ -17,7 +17,7 @@ from typing import Any
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -50,6 +50,35 @@ def inject_parameters(notebook: nbformat.NotebookNode, parameters: dict[str, Any
     return position
 
 
+class _BoundedClient(NotebookClient):  # type: ignore[misc]
+    """Keeps at most ``output_limit`` bytes of cell output; a notebook that
+    goes on printing far past it is stopped as a flood."""
+
+    def __init__(self, *args: Any, output_limit: int, on_flood: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._output_limit = output_limit
+        self._output_bytes = 0
+        self._truncated = False
+        self._on_flood = on_flood
+
+    def output(self, outs: list[Any], msg: dict[str, Any], display_id: Any,
+               cell_index: int) -> Any:
+        content = msg.get("content", {})
+        size = len(str(content.get("text", ""))) + len(str(content.get("data", "")))
+        self._output_bytes += size
+        if self._output_bytes <= self._output_limit:
+            return super().output(outs, msg, display_id, cell_index)
+        if not self._truncated:
+            self._truncated = True
+            outs.append(nbformat.v4.new_output(
+                "stream", name="stderr",
+                text=f"\n[grader: output past {self._output_limit:,} bytes not kept]\n",
+            ))
+        if self._output_bytes > 20 * self._output_limit:
+            self._on_flood()
+        return None
+
+
 @dataclass
 class NotebookRun:
     """How the notebook's execution went."""
@@ -57,7 +86,8 @@ class NotebookRun:
     notebook: nbformat.NotebookNode
     completed: bool
     failure: CellFailure | None = None
-    #: "cell_error", "cell_timeout", "notebook_timeout" or "kernel_died".
+    #: "cell_error", "cell_timeout", "notebook_timeout", "output_flood" or
+    #: "kernel_died".
     failure_kind: str | None = None
     kernel_start_seconds: float = 0.0
     execution_seconds: float = 0.0
@@ -80,6 +110,7 @@ def run_notebook(
     notebook_timeout: int,
     startup_timeout: int,
     limits: ResourceLimits,
+    output_limit: int = 5_000_000,
     warm: Any = None,
 ) -> NotebookRun:
     """Execute every code cell in order; stop at the first failure.
@@ -89,7 +120,9 @@ def run_notebook(
     """
     specs = kernels.write_kernel_spec(workdir.parent / "kernelspecs")
     # IPC sockets beside the working copy: no TCP port, nothing on the network.
-    manager = KernelManager(
+    # The async manager matters: a blocking client would wait for kernel
+    # output inside nbclient's event loop and never see a cell time out.
+    manager = AsyncKernelManager(
         kernel_name=kernels.KERNEL_NAME,
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]),
         transport="ipc",
@@ -106,8 +139,17 @@ def run_notebook(
         stderr=devnull.fileno(),
         path_prefix=env.get("PYTHONPATH", "").split(os.pathsep),
     )
-    client = NotebookClient(
+    flooded = threading.Event()
+
+    def stop_flood() -> None:
+        if not flooded.is_set():
+            flooded.set()
+            _kill_kernel(manager)
+
+    client = _BoundedClient(
         notebook,
+        output_limit=output_limit,
+        on_flood=stop_flood,
         km=manager,
         timeout=cell_timeout,
         startup_timeout=startup_timeout,
@@ -140,7 +182,11 @@ def run_notebook(
         run.failure = _failure(notebook, current["index"], "CellTimeoutError",
                                f"the cell ran longer than {cell_timeout} s")
     except DeadKernelError:
-        if expired.is_set():
+        if flooded.is_set():
+            run.failure_kind = "output_flood"
+            reason = (f"the notebook printed more than {20 * output_limit:,} bytes and "
+                      "was stopped")
+        elif expired.is_set():
             run.failure_kind = "notebook_timeout"
             reason = f"the notebook ran longer than {notebook_timeout} s and was stopped"
         else:
@@ -171,7 +217,7 @@ def run_notebook(
     return run
 
 
-def _kill_kernel(manager: KernelManager) -> None:
+def _kill_kernel(manager: AsyncKernelManager) -> None:
     """Kill the kernel's whole process group, whichever way it was started."""
     provisioner = manager.provisioner
     process = getattr(provisioner, "process", None) if provisioner else None

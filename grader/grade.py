@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -178,6 +179,7 @@ def _grade_in(
         notebook_timeout=rubric.timeouts.notebook_seconds,
         startup_timeout=rubric.timeouts.kernel_start_seconds,
         limits=limits,
+        output_limit=rubric.limits.output_bytes,
         warm=emulator.kernel_warm,
     )
     timings.kernel_start = notebook_run.kernel_start_seconds
@@ -239,8 +241,27 @@ def _grade_in(
         cell_failure=notebook_run.failure,
         training_log=graded.log_text if graded else "",
     )
+    abuse = _abuse(notebook_run)
+    if abuse:
+        result.status, result.error = "error", abuse
     result.__dict__["_executed"] = notebook_run.notebook
     return result
+
+
+def _abuse(run: Any) -> str | None:
+    """Why a notebook that broke its limits could not be graded normally."""
+    failure = run.failure
+    if failure is None:
+        return None
+    if run.failure_kind in ("notebook_timeout", "cell_timeout", "kernel_died", "output_flood"):
+        return f"notebook cell {failure.index + 1}: {failure.error_value}"
+    if failure.error_name == "BlockingIOError" and "fork" in failure.traceback:
+        return (f"notebook cell {failure.index + 1} started processes without end and hit "
+                "the process limit")
+    if failure.error_name == "MemoryError":
+        return (f"notebook cell {failure.index + 1} ran out of memory (the limit is the "
+                "rubric's limits.memory_mb)")
+    return None
 
 
 def _reference_cache_path(rubric: Rubric) -> Path:

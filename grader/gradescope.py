@@ -74,9 +74,8 @@ def build_bundle(rubric_path: Path | None, out: Path) -> Bundle:
 
 def _source_files() -> list[Path]:
     """The grader's source, relative to the checkout, without caches."""
-    missing = [
-        name for name in (*SOURCE_FILES, *SOURCE_FOLDERS) if not (PROJECT_ROOT / name).exists()
-    ]
+    wanted = (*SOURCE_FILES, *SOURCE_FOLDERS)
+    missing = [name for name in wanted if not (PROJECT_ROOT / name).exists()]
     if missing:
         raise GraderError(
             f"{PROJECT_ROOT} lacks {', '.join(missing)}: build the Gradescope bundle "
@@ -86,8 +85,9 @@ def _source_files() -> list[Path]:
     for folder in SOURCE_FOLDERS:
         for path in sorted((PROJECT_ROOT / folder).rglob("*")):
             relative = path.relative_to(PROJECT_ROOT)
-            hidden = any(p in IGNORED_NAMES or p.startswith(".") for p in relative.parts)
-            if path.is_file() and not hidden and path.suffix != ".pyc":
+            parts = relative.parts
+            skipped = any(p in IGNORED_NAMES or p.startswith(".") for p in parts)
+            if path.is_file() and not skipped and path.suffix != ".pyc":
                 files.append(relative)
     return files
 

@@ -46,7 +46,9 @@ def run(root: Path, rubric: Rubric) -> GradeResult:
             # Bad input is refused before the reference is scored.
             open_submission(submission, rubric)
             reference = reference_scores(rubric)
-            result = grade(submission, rubric, results / "report", reference=reference)
+            result = grade(
+                submission, rubric, results / "report", reference=reference
+            )
         except SubmissionError as exc:
             log.warning("not graded: %s", exc)
             result = error_result(folder.name, rubric, str(exc))
@@ -55,7 +57,8 @@ def run(root: Path, rubric: Rubric) -> GradeResult:
             result = error_result(folder.name, rubric, _not_your_fault(str(exc)))
         except Exception as exc:  # the student still needs a results.json
             log.exception("the grader crashed")
-            result = error_result(folder.name, rubric, _not_your_fault(f"crash: {exc}"))
+            reason = _not_your_fault(f"crash: {exc}")
+            result = error_result(folder.name, rubric, reason)
     write_gradescope(result, rubric, results / "results.json")
     return result
 
@@ -76,7 +79,8 @@ def _submission_folder(folder: Path, rubric: Rubric, scratch: Path) -> Path:
     if any(folder.glob(rubric.submission.notebook)) or (folder / script).exists():
         return folder
     children = [
-        c for c in folder.iterdir() if not c.name.startswith(".") and c.name != "__MACOSX"
+        child for child in folder.iterdir()
+        if not child.name.startswith(".") and child.name != "__MACOSX"
     ]
     if len(children) == 1 and children[0].is_dir():
         return children[0]
@@ -106,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rubric", type=Path, default=None,
                         help="rubric YAML (default: ROOT/source/rubric.yaml)")
     parser.add_argument("--reference-only", action="store_true",
-                        help="only score the reference solution into the cache (set-up)")
+                        help="only score the reference solution, into the cache")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return parser
 

@@ -50,7 +50,6 @@ _DATA = "data; the grader brings its own"
 _MODEL = "model file; the grader trains its own"
 
 
-
 @dataclass(frozen=True)
 class Packed:
     """A packed submission: the zip, the names in it, and what stayed out."""
@@ -190,7 +189,9 @@ def _required(folder: Path, rubric: Rubric, candidates: set[Path]) -> list[Path]
     script = rubric.submission.script
     patterns = (rubric.submission.notebook, script, f"*/{script}")
     found = {
-        path.relative_to(folder) for pattern in patterns for path in folder.glob(pattern)
+        path.relative_to(folder)
+        for pattern in patterns
+        for path in folder.glob(pattern)
     }
     return sorted(found & candidates)
 

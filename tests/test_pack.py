@@ -19,6 +19,8 @@ from grader.errors import GraderError, SubmissionError
 from grader.pack import MAX_PACKED_FILE_BYTES, pack
 from grader.submission import open_submission
 
+LOOKED = "(looked in the folder and one level down)"
+
 #: What each bundled example packs to; a new example must be added here.
 PACKED = {
     "channel_mismatch": ["assignment2.ipynb", "train.py"],
@@ -39,7 +41,9 @@ def _add_junk(folder: Path) -> None:
     (folder / "data" / "train.py").write_text("# a stray copy, never the script\n")
     checkpoints = folder / ".ipynb_checkpoints"
     checkpoints.mkdir()
-    shutil.copyfile(folder / "assignment2.ipynb", checkpoints / "assignment2-checkpoint.ipynb")
+    shutil.copyfile(
+        folder / "assignment2.ipynb", checkpoints / "assignment2-checkpoint.ipynb"
+    )
     (folder / "__pycache__").mkdir()
     (folder / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"\x00" * 64)
     (folder / "model.tar.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 64)
@@ -62,7 +66,8 @@ def _zip_names(archive: Path) -> list[str]:
 
 
 def _files_under(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    files = (p for p in root.rglob("*") if p.is_file())
+    return sorted(p.relative_to(root).as_posix() for p in files)
 
 
 def test_every_example_is_listed():
@@ -175,11 +180,11 @@ def test_large_notebook_is_packed_with_a_warning(tmp_path, rubric):
         ("notebook_only_in_checkpoints",
          "{folder} has no notebook matching '*.ipynb'"),
         ("several_notebooks",
-         "{folder} has several notebooks (assignment2.ipynb, draft.ipynb); keep exactly one"),
+         "{folder} has several notebooks (assignment2.ipynb, draft.ipynb); "
+         "keep exactly one"),
         ("not_json", "assignment2.ipynb is not a valid notebook: "),
-        ("no_script", "{folder} has no train.py (looked in the folder and one level down)"),
-        ("script_only_in_data",
-         "{folder} has no train.py (looked in the folder and one level down)"),
+        ("no_script", "{folder} has no train.py " + LOOKED),
+        ("script_only_in_data", "{folder} has no train.py " + LOOKED),
     ],
 )
 def test_refusals_name_the_problem(breakage, message, tmp_path, rubric):
@@ -213,7 +218,7 @@ def test_refuses_what_is_not_a_folder_or_not_a_zip(tmp_path, rubric):
     with pytest.raises(SubmissionError, match="is not a folder"):
         pack(tmp_path / "absent", rubric)
     folder = _copy("reference", tmp_path)
-    with pytest.raises(GraderError, match=r"^handin.tar: the packed submission must end"):
+    with pytest.raises(GraderError, match=r"^handin.tar: the packed submission"):
         pack(folder, rubric, out=tmp_path / "handin.tar")
 
 
@@ -246,11 +251,12 @@ def test_cli_refusal_is_one_line_and_exit_2(tmp_path):
     folder = _copy("reference", tmp_path)
     (folder / "train.py").unlink()
 
-    completed = _grader("pack", str(folder), "--out", str(tmp_path / "a.zip"), cwd=tmp_path)
+    out = tmp_path / "a.zip"
+    completed = _grader("pack", str(folder), "--out", str(out), cwd=tmp_path)
 
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr.strip() == (
-        f"grader: error: {folder} has no train.py (looked in the folder and one level down)"
+        f"grader: error: {folder} has no train.py {LOOKED}"
     )
-    assert not (tmp_path / "a.zip").exists()
+    assert not out.exists()
