@@ -9,7 +9,6 @@ import concurrent.futures as futures
 import hashlib
 import logging
 import multiprocessing
-import os
 import shutil
 import stat
 import tempfile
@@ -20,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grader import __version__
+from grader.files import write_atomic
 from grader.errors import GraderError, SubmissionError
 from grader.results import GradeResult, ModelScores
 from grader.rubric import Rubric, load_rubric
@@ -204,7 +204,7 @@ def _grade_one(entry: Entry, out_dir: str, reference: dict, audience: str) -> Gr
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-    _atomic_text(target / ".source-hash", source_hash)
+    write_atomic(target / ".source-hash", source_hash)
     return result
 
 
@@ -213,14 +213,9 @@ def _write_error(result: GradeResult, target: Path, audience: str) -> None:
 
     target.mkdir(parents=True, exist_ok=True)
     write_report(result, target / "report.html", audience=audience)
-    _atomic_text(target / "results.json", result.model_dump_json(indent=2))
+    write_atomic(target / "results.json", result.model_dump_json(indent=2))
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def grade_class(
@@ -305,7 +300,7 @@ def _run_pool(
                         _content_hash(entry.path),
                     )
                     _write_error(result, out_dir / entry.student, audience)
-                    _atomic_text(out_dir / entry.student / ".source-hash",
+                    write_atomic(out_dir / entry.student / ".source-hash",
                                  _content_hash(entry.path))
                     outcome = result
                 survivors.append((entry, outcome))

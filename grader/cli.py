@@ -59,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="regrade submissions whose results are up to date")
     grade.add_argument("--shard", default=None, metavar="K/N",
                        help="grade only the K-th of N deterministic slices of the class")
+    grade.add_argument("--manual", type=Path, default=None, metavar="FILE",
+                       help="YAML of manual scores and comments to fold into the totals")
+
+    merge = commands.add_parser(
+        "merge",
+        help="combine the reports of several shards into one class summary",
+        description="Combine REPORTS folders written by `grade --shard K/N` into one "
+        "folder with one summary, gradebook and set of exports.",
+    )
+    merge.add_argument("reports", type=Path, nargs="+", help="report folders to combine")
+    _common(merge)
+    merge.add_argument("--out", type=Path, required=True, help="the combined folder")
+    merge.add_argument("--manual", type=Path, default=None, metavar="FILE",
+                       help="YAML of manual scores and comments to fold into the totals")
 
     check = commands.add_parser(
         "check",
@@ -118,33 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.quiet, args.verbose)
     try:
-        if args.command == "grade":
-            from grader.commands import run_grade
+        from grader import commands
 
-            return run_grade(args)
-        if args.command == "check":
-            from grader.commands import run_check
-
-            return run_check(args)
-        if args.command == "selftest":
-            from grader.commands import run_selftest
-
-            return run_selftest(args)
-        if args.command == "pack":
-            from grader.commands import run_pack
-
-            return run_pack(args)
-        if args.command == "gradescope-bundle":
-            from grader.commands import run_gradescope_bundle
-
-            return run_gradescope_bundle(args)
+        runner = {
+            "grade": commands.run_grade,
+            "check": commands.run_check,
+            "selftest": commands.run_selftest,
+            "pack": commands.run_pack,
+            "gradescope-bundle": commands.run_gradescope_bundle,
+            "merge": commands.run_merge,
+        }[args.command]
+        return runner(args)
     except GraderError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("grader: interrupted; results written so far are kept", file=sys.stderr)
         return 130
-    return 2
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ import io
 import json
 import logging
 import math
-import os
 import re
-import secrets
 import statistics
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -36,6 +34,7 @@ from markupsafe import Markup
 
 from grader.plots import score_histogram_svg
 from grader.report import strip_ansi, template_environment
+from grader.files import write_atomic
 from grader.results import GradeResult, Status, Verdict
 from grader.rubric import Criterion, Rubric
 
@@ -91,12 +90,17 @@ def write_grades_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     ids = [criterion.id for criterion in rubric.criteria]
-    writer.writerow(["student", "status", "score", "max_score", *ids, "error"])
+    manual_ids = [item.id for item in rubric.manual]
+    writer.writerow(["student", "status", "score", "max_score", *ids, *manual_ids, "error"])
     for result in _by_student(results):
         points = []
         for criterion_id in ids:
             verdict = result.verdict(criterion_id)
             points.append("" if verdict is None else _number(verdict.points))
+        scored = {item.id: item.points for item in result.manual}
+        for item_id in manual_ids:
+            given = scored.get(item_id)
+            points.append("" if given is None else _number(given))
         writer.writerow([
             _cell(result.submission),
             result.status,
@@ -105,7 +109,7 @@ def write_grades_csv(
             *points,
             _cell(result.error or ""),
         ])
-    _write_atomically(Path(path), buffer.getvalue())
+    write_atomic(Path(path), buffer.getvalue())
     log.debug("wrote grades of %d students to %s", len(results), path)
 
 
@@ -158,6 +162,16 @@ def gradescope_results(result: GradeResult, rubric: Rubric) -> dict[str, Any]:
                 "output": "The grader did not judge this criterion.",
                 "visibility": "after_published" if criterion.hidden else "visible",
             })
+    for item in result.manual:
+        if item.points is not None:
+            tests.append({
+                "name": item.title,
+                "score": item.points,
+                "max_score": item.max_points,
+                "status": "passed" if item.points >= item.max_points else "failed",
+                "output": item.comment or "Scored by the course staff.",
+                "visibility": "visible",
+            })
     payload["output"] = _gradescope_summary(result)
     payload["tests"] = tests
     return payload
@@ -167,7 +181,7 @@ def write_gradescope(result: GradeResult, rubric: Rubric, path: Path) -> None:
     """Write :func:`gradescope_results` as JSON to ``path``."""
     payload = gradescope_results(result, rubric)
     text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(Path(path), text)
+    write_atomic(Path(path), text)
     log.debug("wrote Gradescope results for %s to %s", result.submission, path)
 
 
@@ -360,7 +374,7 @@ def write_junit(results: Sequence[GradeResult], rubric: Rubric, path: Path) -> N
     ET.indent(suite)
     text = ET.tostring(suite, encoding="unicode", xml_declaration=False)
     prolog = '<?xml version="1.0" encoding="utf-8"?>\n'
-    _write_atomically(Path(path), prolog + text + "\n")
+    write_atomic(Path(path), prolog + text + "\n")
     log.debug("wrote %d JUnit testcases to %s", counts["tests"], path)
 
 
@@ -492,7 +506,7 @@ def write_class_index(
 ) -> None:
     """Write :func:`render_class_index` to ``path``."""
     html = render_class_index(results, rubric, report_links=report_links)
-    _write_atomically(Path(path), html)
+    write_atomic(Path(path), html)
     log.debug("wrote the class index of %d submissions to %s", len(results), path)
 
 
@@ -648,17 +662,3 @@ def _cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` beside ``path`` and rename it over, so no reader ever
-    sees a half-written file. Newlines are written as given."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with temporary.open("x", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -28,6 +28,8 @@ from grader.data import Splits, load_splits, write_csv
 from grader.emulator import Emulator, student_environment
 from grader.evidence import Evidence, inspect_artifact
 from grader.execute import inject_parameters, run_notebook
+from grader.files import write_atomic
+from grader.manual import find_answers
 from grader.report import write_report
 from grader.results import GradeResult, JobRecord, LearningCurve, ModelScores, Timings
 from grader.rubric import Rubric
@@ -91,17 +93,6 @@ def _write_private_splits(splits: Splits, directory: Path) -> dict[str, Path]:
     return paths
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def grade(
@@ -138,12 +129,12 @@ def grade(
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = result.__dict__.pop("_executed", None)
     if executed is not None:
-        _write_atomic(out_dir / "executed.ipynb", nbformat.writes(executed))
+        write_atomic(out_dir / "executed.ipynb", nbformat.writes(executed))
     write_report(result, out_dir / "report.html", audience=audience)
     timings.report = time.monotonic() - report_started
     timings.total = time.monotonic() - started
     result.timings = Timings(**{k: round(v, 3) for k, v in timings.model_dump().items()})
-    _write_atomic(out_dir / "results.json", result.model_dump_json(indent=2))
+    write_atomic(out_dir / "results.json", result.model_dump_json(indent=2))
     return result
 
 
@@ -238,6 +229,7 @@ def _grade_in(
         )
         if curve.get("validation")
         else None,
+        manual=find_answers(submission.notebook, rubric),
         cell_failure=notebook_run.failure,
         training_log=graded.log_text if graded else "",
     )
@@ -292,5 +284,5 @@ def reference_scores(
     if scores.holdout_auc is None:
         log.warning("the reference solution produced no model: %s", result.criteria)
         return scores
-    _write_atomic(cache, json.dumps(scores.model_dump()))
+    write_atomic(cache, json.dumps(scores.model_dump()))
     return scores

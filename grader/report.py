@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from grader.plots import learning_curve_svg
+from grader.files import write_atomic
 from grader.results import GradeResult, Status, Verdict
 
 __all__ = [
@@ -91,19 +90,7 @@ def write_report(
     The HTML goes to a temporary file beside ``path`` and is then renamed
     over it, so a reader never finds a half-written report.
     """
-    html = render_report(result, audience=audience)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with temporary.open("x", encoding="utf-8") as stream:
-            stream.write(html)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), render_report(result, audience=audience))
     log.debug("wrote %s report for %s to %s", audience, result.submission, path)
 
 

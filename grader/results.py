@@ -99,6 +99,21 @@ class Timings(BaseModel):
     total: float = 0.0
 
 
+class ManualItem(BaseModel):
+    """A criterion a person scores, with the answer the grader found for it.
+
+    ``points`` stays None until an instructor's scores file gives it.
+    """
+
+    id: str
+    title: str
+    max_points: float
+    points: float | None = None
+    comment: str = ""
+    answer: str = ""
+    location: str | None = None
+
+
 class GradeResult(BaseModel):
     """Everything the grader decided about one submission."""
 
@@ -113,6 +128,7 @@ class GradeResult(BaseModel):
     grader_version: str = ""
     graded_at: str = ""
     criteria: list[Verdict] = Field(default_factory=list)
+    manual: list[ManualItem] = Field(default_factory=list)
     reference: ModelScores = Field(default_factory=ModelScores)
     student: ModelScores = Field(default_factory=ModelScores)
     jobs: list[JobRecord] = Field(default_factory=list)

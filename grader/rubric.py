@@ -9,6 +9,7 @@ error naming the field rather than a surprise halfway through a batch.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,34 @@ class Criterion(_Strict):
     def _known(cls, value: str) -> str:
         if value not in KNOWN_CRITERIA:
             raise ValueError(f"unknown criterion {value!r}; known: {', '.join(KNOWN_CRITERIA)}")
+        return value
+
+
+class ManualCriterion(_Strict):
+    """An item a person scores; its answer is found by cell tag or heading."""
+
+    id: str
+    title: str
+    points: float = Field(ge=0)
+    tag: str | None = None
+    #: A regular expression matched against markdown headings.
+    heading: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _not_automated(cls, value: str) -> str:
+        if value in KNOWN_CRITERIA:
+            raise ValueError(f"{value!r} is an automated criterion")
+        return value
+
+    @field_validator("heading")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
 
 
@@ -134,6 +163,7 @@ class Rubric(_Strict):
     name: str
     title: str
     criteria: list[Criterion]
+    manual: list[ManualCriterion] = []
     thresholds: Thresholds = Thresholds()
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
@@ -152,6 +182,14 @@ class Rubric(_Strict):
             seen.add(criterion.id)
         if not value:
             raise ValueError("a rubric needs at least one criterion")
+        return value
+
+    @field_validator("manual")
+    @classmethod
+    def _findable(cls, value: list[ManualCriterion]) -> list[ManualCriterion]:
+        for item in value:
+            if item.tag is None and item.heading is None:
+                raise ValueError(f"manual item {item.id!r} needs a tag or a heading")
         return value
 
     @property

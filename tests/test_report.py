@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import report
+from grader import files, report
 from grader.plots import learning_curve_svg
 from grader.report import render_report, strip_ansi, trim_log, write_report
 from grader.results import (
@@ -304,6 +304,7 @@ def test_short_training_log_is_kept_whole() -> None:
 
 def test_error_result_shows_the_error_instead_of_criteria() -> None:
     result = _result(status="error", error="no notebook matching *.ipynb in submission.zip")
+    result.criteria = []
     text = _text(render_report(result, audience="student"))
 
     assert "Grading stopped before the criteria could be judged" in text
@@ -365,9 +366,18 @@ def test_write_report_cleans_up_when_the_rename_fails(
     def refuse(source: object, destination: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", refuse)
+    monkeypatch.setattr(files.os, "replace", refuse)
     with pytest.raises(OSError, match="disk full"):
         write_report(_result(), target)
 
     assert os.listdir(tmp_path) == ["student-042.html"]
     assert target.read_text(encoding="utf-8") == "previous report"
+
+
+def test_error_after_judging_shows_the_reason_and_the_criteria() -> None:
+    result = _result(status="error", error="notebook cell 3: the cell ran longer than 30 s")
+    text = _text(render_report(result, audience="instructor"))
+
+    assert "This submission broke the grader's limits" in text
+    assert "notebook cell 3: the cell ran longer than 30 s" in text
+    assert "Criteria" in text
