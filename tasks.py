@@ -2,6 +2,7 @@
 
     python3.11 tasks.py grade   # grade every bundled submission into reports/
     python3.11 tasks.py test    # run the test suite
+    python3.11 tasks.py setup   # only create .venv (then use .venv/bin/grader)
 
 Both create ``.venv`` and install the project into it the first time, and
 again whenever pyproject.toml changes. Extra arguments go to the command.
@@ -38,11 +39,13 @@ def _ensure_environment() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("grade", "test"):
+    if not argv or argv[0] not in ("grade", "test", "setup"):
         print(__doc__)
         return 2
     _ensure_environment()
     task, extra = argv[0], argv[1:]
+    if task == "setup":
+        return 0
     if task == "grade":
         command = [str(VENV / "bin" / "grader"), "grade", "submissions", "--out", "reports"]
     else:
