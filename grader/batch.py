@@ -5,6 +5,7 @@ as it exists, and skip what is already graded with the same content.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as futures
 import hashlib
 import logging
@@ -169,6 +170,12 @@ def _worker_start(rubric_path: str | None) -> None:
     emulator = emulator_for(rubric, scratch)
     emulator.start()
     _worker_state.update(rubric=rubric, emulator=emulator)
+
+    def stop() -> None:
+        emulator.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    atexit.register(stop)
 
 
 def _grade_one(entry: Entry, out_dir: str, reference: dict, audience: str) -> GradeResult:

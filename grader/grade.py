@@ -28,6 +28,7 @@ from grader.data import Splits, load_splits, write_csv
 from grader.emulator import Emulator, student_environment
 from grader.evidence import Evidence, inspect_artifact
 from grader.execute import inject_parameters, run_notebook
+from grader.errors import GraderError
 from grader.files import write_atomic
 from grader.manual import find_answers
 from grader.report import write_report
@@ -119,7 +120,7 @@ def grade(
             scratch = active.new_slot()
             try:
                 result = _grade_in(scratch, private, submission, rubric, reference, active,
-                                   timings)
+                                   timings, audience)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
     finally:
@@ -146,8 +147,11 @@ def _grade_in(
     reference: ModelScores | None,
     emulator: Emulator,
     timings: Timings,
+    audience: str,
 ) -> GradeResult:
     setup_started = time.monotonic()
+    # A students' self-check never touches the holdout, so nothing can leak it.
+    rubric_is_public = not any(c.hidden for c in rubric.criteria) and audience == "student"
     workdir = scratch / "work"
     splits = load_splits(rubric.fixtures.dataset)
     lay_out_workdir(submission, workdir, rubric, splits)
@@ -196,8 +200,8 @@ def _grade_in(
         evidence.artifact = inspect_artifact(
             graded,
             scratch=scratch / "probe",
-            splits={"train": private["train"], "validation": private["validation"],
-                    "holdout": private["holdout"]},
+            splits={name: path for name, path in private.items()
+                    if name != "holdout" or not rubric_is_public},
             limits=limits,
             warm=emulator.warm,
         )
@@ -282,7 +286,11 @@ def reference_scores(
         )
     scores = result.student
     if scores.holdout_auc is None:
-        log.warning("the reference solution produced no model: %s", result.criteria)
-        return scores
+        failing = [v for v in result.criteria if v.status.value != "passed"]
+        reason = failing[0].message if failing else (result.error or "no model")
+        raise GraderError(
+            f"the reference solution could not be scored ({reason}); students are "
+            "compared against it, so grading stops here. Run `grader selftest` to see why."
+        )
     write_atomic(cache, json.dumps(scores.model_dump()))
     return scores

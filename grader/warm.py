@@ -248,14 +248,17 @@ class WarmInterpreter:
         argv += self._preload
         if self._confinement is not None:
             argv = self._confinement.command(argv, chdir=self._directory)
-        self._process = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            cwd=self._directory,
-            start_new_session=True,
-        )
+        # What the libraries print while importing goes to a log, not the terminal.
+        with open(self._directory / f"{self._socket.stem}.log", "ab") as import_log:
+            self._process = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=import_log,
+                stdin=subprocess.DEVNULL,
+                cwd=self._directory,
+                start_new_session=True,
+            )
 
     def _ensure_started(self) -> None:
         if self._process is None or self._process.poll() is not None:
