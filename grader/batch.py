@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from grader import __version__
 from grader.files import write_atomic
@@ -178,7 +179,13 @@ def _worker_start(rubric_path: str | None) -> None:
     atexit.register(stop)
 
 
-def _grade_one(entry: Entry, out_dir: str, reference: dict, audience: str) -> GradeResult:
+def _score_reference() -> None:
+    from grader.grade import score_reference
+
+    score_reference(_worker_state["rubric"], emulator=_worker_state["emulator"])
+
+
+def _grade_one(entry: Entry, out_dir: str, reference: Any, audience: str) -> GradeResult:
     from grader.grade import grade
 
     rubric = _worker_state["rubric"]
@@ -196,7 +203,8 @@ def _grade_one(entry: Entry, out_dir: str, reference: dict, audience: str) -> Gr
             path,
             rubric,
             target,
-            reference=ModelScores.model_validate(reference),
+            reference=ModelScores.model_validate(reference)
+            if isinstance(reference, dict) else reference,
             emulator=emulator,  # type: ignore[arg-type]
             audience=audience,
         )
@@ -230,7 +238,7 @@ def grade_class(
     out_dir: Path,
     *,
     rubric_path: Path | None,
-    reference: ModelScores,
+    reference: ModelScores | None,
     workers: int,
     force: bool = False,
     audience: str = "instructor",
@@ -250,7 +258,14 @@ def grade_class(
             pending.append(entry)
 
     if pending:
-        for entry, result in _run_pool(pending, out_dir, rubric_path, reference, workers,
+        # Without cached reference scores, the first worker computes them
+        # while the others start grading and wait for them only to judge.
+        waiter: Any = reference.model_dump() if reference is not None else None
+        if reference is None:
+            from grader.grade import ReferenceWait
+
+            waiter = ReferenceWait(rubric, timeout=rubric.timeouts.notebook_seconds + 120)
+        for entry, result in _run_pool(pending, out_dir, rubric_path, waiter, workers,
                                        audience, rubric):
             results[entry.student] = result
             if on_result:
@@ -262,7 +277,7 @@ def _run_pool(
     pending: list[Entry],
     out_dir: Path,
     rubric_path: Path | None,
-    reference: ModelScores,
+    reference: Any,
     workers: int,
     audience: str,
     rubric: Rubric,
@@ -276,8 +291,10 @@ def _run_pool(
             initializer=_worker_start,
             initargs=(str(rubric_path) if rubric_path else None,),
         )
+        if not isinstance(reference, dict):
+            pool.submit(_score_reference)
         submitted = {
-            pool.submit(_grade_one, e, str(out_dir), reference.model_dump(), audience): e
+            pool.submit(_grade_one, e, str(out_dir), reference, audience): e
             for e in remaining
         }
         broken = False
@@ -316,7 +333,7 @@ def _run_pool(
 
 
 def _grade_isolated(
-    entry: Entry, out_dir: Path, rubric_path: Path | None, reference: ModelScores,
+    entry: Entry, out_dir: Path, rubric_path: Path | None, reference: Any,
     audience: str,
 ) -> GradeResult | None:
     context = multiprocessing.get_context("spawn")
@@ -326,7 +343,7 @@ def _grade_isolated(
     ) as pool:
         try:
             return pool.submit(
-                _grade_one, entry, str(out_dir), reference.model_dump(), audience
+                _grade_one, entry, str(out_dir), reference, audience
             ).result()
         except futures.process.BrokenProcessPool:
             return None

@@ -104,7 +104,9 @@ def _grade_batch(
     if workers < 1:
         raise GraderError(f"--workers {workers}: give at least 1")
     scores = _manual_scores(args, rubric)
-    reference = _reference(rubric)
+    from grader.grade import cached_reference
+
+    reference = cached_reference(rubric)  # None: a worker scores it alongside
     console = _console(sys.stderr)
     started = time.monotonic()
     columns = (
@@ -270,7 +272,9 @@ def run_selftest(args: argparse.Namespace) -> int:
         expected_file = folder / "expected.yaml"
         if expected_file.is_file():
             cases.append((Entry(folder.name, folder), _load_expected(expected_file)))
-    reference = _reference(rubric)
+    from grader.grade import cached_reference
+
+    reference = cached_reference(rubric)  # None: a worker scores it alongside
     results = grade_class(
         [entry for entry, _ in cases],
         args.out,

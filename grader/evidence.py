@@ -2,19 +2,24 @@
 
 Nothing here comes from what the student printed: the training jobs are the
 emulator's own records, the artifact is the archive the emulated service
-packed, and the model's figures come from :mod:`grader.model_probe`.
+packed, the channels' contents are the files the job was given, and the
+model's figures come from :mod:`grader.model_probe`.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import math
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,13 @@ from grader.training import JobRun
 log = logging.getLogger("grader")
 
 _PROBE_SECONDS = 120
+#: Bytes read from each archive member that xgboost could not load, to name
+#: what it is instead.
+_HEAD_BYTES = 256
+#: Channel files larger than this are listed but not parsed.
+_MAX_PARSED_BYTES = 20 * 1024 * 1024
+_TRACEBACK_CELL_LINE = re.compile(r"Cell In\[\d+\], line (\d+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -47,6 +59,36 @@ class Artifact:
     @property
     def model(self) -> dict[str, Any] | None:
         return self.models[0] if self.models else None
+
+
+@dataclass
+class ChannelFile:
+    """One file the job found in a channel directory."""
+
+    name: str
+    rows: int
+    columns: int
+    #: Every field of every row is a number: a data file as the course gives it.
+    numeric: bool
+
+
+@dataclass
+class ChannelData:
+    """What a channel held, to compare with what the script built from it.
+
+    ``labels`` are the distinct values of column 0 and ``ranges`` the
+    minimum and maximum of each column, over the channel's numeric files.
+    """
+
+    files: list[ChannelFile] = field(default_factory=list)
+    rows: int = 0
+    columns: int = 0
+    labels: list[float] = field(default_factory=list)
+    ranges: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def data_files(self) -> list[ChannelFile]:
+        return [f for f in self.files if f.numeric]
 
 
 @dataclass
@@ -86,11 +128,97 @@ class Evidence:
 
     def script_location(self, pattern: str) -> str | None:
         regex = re.compile(pattern)
-        name = self.submission.script_path.relative_to(self.submission.root).as_posix()
         for number, line in enumerate(self.script_text.splitlines(), 1):
             if regex.search(line):
-                return f"{name} line {number}"
+                return f"{self.script_name} line {number}"
         return None
+
+    @property
+    def script_name(self) -> str:
+        return self.submission.script_path.relative_to(self.submission.root).as_posix()
+
+    def failure_location(self) -> str | None:
+        """The failing cell, with the line its traceback points at."""
+        failure = self.notebook.failure
+        if failure is None or failure.index < 0:
+            return None
+        match = _TRACEBACK_CELL_LINE.search(_ANSI.sub("", failure.traceback or ""))
+        line = f", line {match.group(1)}" if match else ""
+        return f"notebook cell {failure.index + 1}{line}"
+
+    @cached_property
+    def notebook_names(self) -> dict[str, int]:
+        """Each name a code cell binds, with the index of the first cell binding it."""
+        names: dict[str, int] = {}
+        for index, source in self.code_cells():
+            lines = [
+                line for line in source.splitlines()
+                if not line.lstrip().startswith(("%", "!"))
+            ]
+            try:
+                tree = ast.parse("\n".join(lines))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                bound: list[str] = []
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    bound = [node.id]
+                elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    bound = [node.name]
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    bound = [(a.asname or a.name).partition(".")[0] for a in node.names]
+                for name in bound:
+                    names.setdefault(name, index)
+        return names
+
+    def channel_data(self, run: JobRun) -> dict[str, ChannelData]:
+        """Each channel's files as the job received them, read by the grader."""
+        cache = self.__dict__.setdefault("_channel_data", {})
+        if run.name not in cache:
+            cache[run.name] = {
+                channel: _read_channel(run.paths.channel_dir(channel))
+                for channel in run.channels
+            }
+        return cache[run.name]
+
+
+def _parse_row(line: str) -> list[float] | None:
+    try:
+        values = [float(field) for field in line.split(",")]
+    except ValueError:
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def _read_channel(directory: Path) -> ChannelData:
+    data = ChannelData()
+    if not directory.is_dir():
+        return data
+    labels: set[float] = set()
+    files = (p for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
+    for path in sorted(files):
+        name = path.relative_to(directory).as_posix()
+        if path.stat().st_size > _MAX_PARSED_BYTES:
+            data.files.append(ChannelFile(name, rows=0, columns=0, numeric=False))
+            continue
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        rows = [_parse_row(line) for line in lines]
+        width = len(lines[0].split(",")) if lines else 0
+        numeric = bool(rows) and all(r is not None and len(r) == width for r in rows)
+        data.files.append(ChannelFile(name, rows=len(lines), columns=width, numeric=numeric))
+        if not numeric or (data.columns and width != data.columns):
+            continue
+        data.columns = width
+        data.rows += len(rows)
+        for row in rows:
+            assert row is not None
+            labels.add(row[0])
+            if not data.ranges:
+                data.ranges = [(v, v) for v in row]
+            else:
+                data.ranges = [(min(lo, v), max(hi, v)) for (lo, hi), v in zip(data.ranges, row)]
+    data.labels = sorted(labels)[:20]
+    return data
 
 
 def _probe(args: list[str], *, cwd: Path, limits: ResourceLimits, warm: Any) -> dict[str, Any]:
@@ -166,10 +294,28 @@ def inspect_artifact(
     artifact.models = opened.get("models", [])
     artifact.other_files = opened.get("other_files", [])
     artifact.errors = list(opened.get("errors", []))
+    _add_heads(archive, artifact.other_files)
     model = artifact.model
     if model is not None:
         artifact.scores = _score(Path(model["normalized"]), splits)
     return artifact
+
+
+def _add_heads(archive: Path, entries: list[dict[str, Any]]) -> None:
+    """The first bytes of each member xgboost could not load, as text, so a
+    check can say what the file is. Reading a named regular member from the
+    archive writes nothing and runs nothing."""
+    if not entries:
+        return
+    try:
+        with tarfile.open(archive) as tar:
+            for entry in entries:
+                member = tar.getmember(entry["name"])
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    entry["head"] = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+    except (tarfile.TarError, OSError, KeyError):
+        return
 
 
 def _score(model: Path, splits: dict[str, Path]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,7 +101,7 @@ def grade(
     rubric: Rubric,
     out_dir: Path,
     *,
-    reference: ModelScores | None = None,
+    reference: ModelScores | Callable[[], ModelScores] | None = None,
     emulator: Emulator | None = None,
     audience: str = "instructor",
 ) -> GradeResult:
@@ -144,7 +144,7 @@ def _grade_in(
     private_dir: Path,
     submission: Submission,
     rubric: Rubric,
-    reference: ModelScores | None,
+    reference: ModelScores | Callable[[], ModelScores] | None,
     emulator: Emulator,
     timings: Timings,
     audience: str,
@@ -183,6 +183,8 @@ def _grade_in(
     emulator.training.wait_all(timeout=rubric.timeouts.job_seconds + 30)
 
     checks_started = time.monotonic()
+    if callable(reference):
+        reference = reference()
     runs = list(emulator.training.runs.values())
     timings.training = sum(r.duration or 0.0 for r in runs)
     evidence = Evidence(
@@ -269,28 +271,60 @@ def _reference_cache_path(rubric: Rubric) -> Path:
     return root / f"reference-{digest.hexdigest()[:16]}.json"
 
 
-def reference_scores(
-    rubric: Rubric, *, emulator: Emulator | None = None, out_dir: Path | None = None
-) -> ModelScores:
-    """The reference solution's AUCs, graded by the same machinery, cached
-    per rubric and reference content."""
+def cached_reference(rubric: Rubric) -> ModelScores | None:
+    """The reference's AUCs from the cache, when this rubric and reference
+    content were scored before."""
+    try:
+        return ModelScores.model_validate_json(_reference_cache_path(rubric).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def score_reference(rubric: Rubric, *, emulator: Emulator | None = None) -> ModelScores:
+    """Grade the reference solution and cache its AUCs; a reference that
+    cannot be scored stops grading, with the reason, for every waiter too."""
     cache = _reference_cache_path(rubric)
-    if cache.is_file():
-        try:
-            return ModelScores.model_validate_json(cache.read_text())
-        except ValueError:
-            pass
+    failure = cache.with_suffix(".failed")
+    failure.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="grader-reference-") as scratch:
-        result = grade(
-            REFERENCE_SOLUTION, rubric, out_dir or Path(scratch) / "out", emulator=emulator
-        )
+        result = grade(REFERENCE_SOLUTION, rubric, Path(scratch) / "out", emulator=emulator)
     scores = result.student
     if scores.holdout_auc is None:
         failing = [v for v in result.criteria if v.status.value != "passed"]
         reason = failing[0].message if failing else (result.error or "no model")
-        raise GraderError(
+        message = (
             f"the reference solution could not be scored ({reason}); students are "
             "compared against it, so grading stops here. Run `grader selftest` to see why."
         )
+        write_atomic(failure, message)
+        raise GraderError(message)
     write_atomic(cache, json.dumps(scores.model_dump()))
     return scores
+
+
+def reference_scores(rubric: Rubric, *, emulator: Emulator | None = None) -> ModelScores:
+    """The reference solution's AUCs, graded by the same machinery, cached
+    per rubric and reference content."""
+    return cached_reference(rubric) or score_reference(rubric, emulator=emulator)
+
+
+class ReferenceWait:
+    """Stands in for the reference's scores while another worker computes
+    them: called when a submission is judged, it waits for the cache."""
+
+    def __init__(self, rubric: Rubric, timeout: float):
+        self.cache = str(_reference_cache_path(rubric))
+        self.timeout = timeout
+
+    def __call__(self) -> ModelScores:
+        cache = Path(self.cache)
+        failure = cache.with_suffix(".failed")
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if failure.is_file():
+                raise GraderError(failure.read_text())
+            try:
+                return ModelScores.model_validate_json(cache.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.5)
+        raise GraderError(f"the reference solution was not scored within {self.timeout:.0f} s")
