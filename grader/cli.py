@@ -91,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         help="course CI: the reference scores full marks and examples keep their verdicts",
     )
     _common(selftest)
-    selftest.add_argument("--examples", type=Path, default=Path("submissions"),
-                          help="folder of examples with expected.yaml (default: submissions)")
+    selftest.add_argument("--examples", type=Path, default=None,
+                          help="folder of examples with expected.yaml "
+                          "(default: the repository's submissions/)")
     selftest.add_argument("--out", type=Path, default=Path("reports/selftest"),
                           help="where reports and junit.xml go")
 

@@ -60,6 +60,10 @@ def run_grade(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.exists():
         raise GraderError(f"{path} does not exist")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise GraderError(f"--out {args.out} is a file; give a folder for the reports")
+    if args.workers is not None and args.workers < 1:
+        raise GraderError(f"--workers {args.workers}: give at least 1")
     if is_submission(path, rubric) or (path.is_file() and path.suffix == ".zip"):
         entry = Entry(path.stem if path.is_file() else path.resolve().name, path)
         return _grade_single(entry, args.out or Path("reports") / entry.student, rubric, args)
@@ -76,6 +80,13 @@ def _grade_single(entry: Entry, out_dir: Path, rubric: Rubric, args: argparse.Na
 
     if entry.path.is_dir():
         open_submission(entry.path, rubric)  # bad input fails here, before any work
+    else:
+        import tempfile
+
+        from grader.batch import unpack_zip
+
+        with tempfile.TemporaryDirectory(prefix="grader-zip-") as staging:
+            open_submission(unpack_zip(entry.path, Path(staging)), rubric)
     scores = _manual_scores(args, rubric)
     reference = _reference(rubric)
     if entry.path.is_file():
@@ -264,7 +275,9 @@ def run_selftest(args: argparse.Namespace) -> int:
     from grader.grade import REFERENCE_SOLUTION
 
     rubric = load_rubric(args.rubric)
-    examples: Path = args.examples
+    examples: Path = args.examples or REFERENCE_SOLUTION.parent / "submissions"
+    if not examples.is_dir():
+        raise GraderError(f"--examples {examples} is not a folder")
     cases: list[tuple[Entry, dict[str, Any]]] = [
         (Entry("reference_solution", REFERENCE_SOLUTION), {"full_marks": True})
     ]
@@ -274,6 +287,11 @@ def run_selftest(args: argparse.Namespace) -> int:
             cases.append((Entry(folder.name, folder), _load_expected(expected_file)))
     from grader.grade import cached_reference
 
+    if len(cases) == 1:
+        raise GraderError(
+            f"{examples} holds no example with an expected.yaml; selftest would check "
+            "nothing but the reference"
+        )
     reference = cached_reference(rubric)  # None: a worker scores it alongside
     results = grade_class(
         [entry for entry, _ in cases],
@@ -363,11 +381,12 @@ def run_pack(args: argparse.Namespace) -> int:
         console.print(f"  {name}", highlight=False)
     if packed.left_out and not args.quiet:
         console.print("Left out:")
-        for name, reason in packed.left_out[:_LEFT_OUT_SHOWN]:
+        shown = len(packed.left_out) if args.verbose else _LEFT_OUT_SHOWN
+        for name, reason in packed.left_out[:shown]:
             console.print(f"  {name} ({reason})", highlight=False)
-        hidden = len(packed.left_out) - _LEFT_OUT_SHOWN
+        hidden = len(packed.left_out) - shown
         if hidden > 0:
-            console.print(f"  and {hidden} more")
+            console.print(f"  and {hidden} more (--verbose lists them all)")
     return 0
 
 

@@ -70,6 +70,8 @@ class ChannelFile:
     columns: int
     #: Every field of every row is a number: a data file as the course gives it.
     numeric: bool
+    #: Numeric but for a first row of names: a CSV file with a header.
+    header: bool = False
 
 
 @dataclass
@@ -111,9 +113,10 @@ class Evidence:
         return self.runs[-1] if self.runs else None
 
     def code_cells(self) -> list[tuple[int, str]]:
+        """Code cells numbered as in the student's notebook (no injected cell)."""
         return [
             (index, cell.source)
-            for index, cell in enumerate(self.notebook.notebook.cells)
+            for index, cell in enumerate(self.submission.notebook.cells)
             if cell.cell_type == "code"
         ]
 
@@ -190,6 +193,10 @@ def _parse_row(line: str) -> list[float] | None:
     return values if all(math.isfinite(v) for v in values) else None
 
 
+def _all_numeric(rows: list[list[float] | None], width: int) -> bool:
+    return bool(rows) and all(r is not None and len(r) == width for r in rows)
+
+
 def _read_channel(directory: Path) -> ChannelData:
     data = ChannelData()
     if not directory.is_dir():
@@ -204,8 +211,9 @@ def _read_channel(directory: Path) -> ChannelData:
         lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
         rows = [_parse_row(line) for line in lines]
         width = len(lines[0].split(",")) if lines else 0
-        numeric = bool(rows) and all(r is not None and len(r) == width for r in rows)
-        data.files.append(ChannelFile(name, rows=len(lines), columns=width, numeric=numeric))
+        numeric = _all_numeric(rows, width)
+        header = not numeric and rows[0] is None and _all_numeric(rows[1:], width)
+        data.files.append(ChannelFile(name, len(lines), width, numeric, header))
         if not numeric or (data.columns and width != data.columns):
             continue
         data.columns = width
@@ -216,7 +224,9 @@ def _read_channel(directory: Path) -> ChannelData:
             if not data.ranges:
                 data.ranges = [(v, v) for v in row]
             else:
-                data.ranges = [(min(lo, v), max(hi, v)) for (lo, hi), v in zip(data.ranges, row)]
+                data.ranges = [
+                    (min(lo, v), max(hi, v)) for (lo, hi), v in zip(data.ranges, row)
+                ]
     data.labels = sorted(labels)[:20]
     return data
 

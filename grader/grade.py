@@ -161,7 +161,7 @@ def _grade_in(
         body = splits.split(split).to_csv(header=False, index=False).encode()
         emulator.seed_object(uri, body)
     notebook = copy.deepcopy(submission.notebook)
-    inject_parameters(notebook, rubric.parameters)
+    injected_at = inject_parameters(notebook, rubric.parameters)
     env = student_environment(emulator, scratch / "home")
     limits = ResourceLimits.from_rubric(rubric.limits)
     timings.setup = time.monotonic() - setup_started
@@ -177,6 +177,10 @@ def _grade_in(
         output_limit=rubric.limits.output_bytes,
         warm=emulator.kernel_warm,
     )
+    failure = notebook_run.failure
+    if failure is not None and 0 <= injected_at < failure.index:
+        # Number cells as the student's own notebook does, without ours.
+        failure.index -= 1
     timings.kernel_start = notebook_run.kernel_start_seconds
     timings.notebook = notebook_run.execution_seconds
     # A job started with fit(wait=False) may still be running.

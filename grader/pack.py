@@ -100,7 +100,11 @@ def _choose(
             "makes it quicker to hand in", notebook, size / 2**20,
         )
 
-    optional = [Path(REQUIREMENTS)]
+    # Python files beside the notebook: it may import them, and grading the
+    # folder would find them there.
+    optional = [Path(REQUIREMENTS)] + sorted(
+        p for p in candidates if p.parent == Path(".") and p.suffix == ".py" and p != script
+    )
     if script.parent != Path("."):
         optional += sorted(
             p for p in candidates

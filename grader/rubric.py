@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -112,14 +112,28 @@ class Limits(_Strict):
 class Dataset(_Strict):
     """A dataset that ships with a package, split reproducibly three ways."""
 
-    name: str = "breast_cancer"
+    name: Literal["breast_cancer"] = "breast_cancer"
     seed: int = 2
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
 
 
+def _fractions_leave_training_data(dataset: "Dataset") -> "Dataset":
+    if dataset.validation_fraction + dataset.holdout_fraction >= 0.9:
+        raise ValueError(
+            "validation_fraction + holdout_fraction must leave at least 10% for training"
+        )
+    return dataset
+
+
 class Fixtures(_Strict):
     dataset: Dataset = Dataset()
+
+    @field_validator("dataset")
+    @classmethod
+    def _leaves_training_data(cls, value: Dataset) -> Dataset:
+        return _fractions_leave_training_data(value)
+
     #: Files copied into the submission's working directory, by split.
     files: dict[str, str] = {
         "train": "data/train.csv",

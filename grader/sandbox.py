@@ -77,6 +77,9 @@ class Confinement:
 
     writable: tuple[Path, ...]
     readable: tuple[Path, ...]
+    #: Directories replaced by an empty one: the course dataset's source
+    #: table, from which the holdout could otherwise be rebuilt.
+    masked: tuple[Path, ...] = ()
 
     def command(self, argv: list[str], *, chdir: Path) -> list[str]:
         prefix = [
@@ -84,19 +87,28 @@ class Confinement:
             "--unshare-user", "--uid", "1000", "--gid", "1000",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--hostname", "algo-1",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/opt",
         ]
-        for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"):
+        for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib64"):
             if Path(system_dir).exists():
                 prefix += ["--ro-bind", system_dir, system_dir]
+        # Of /etc only what programs need to start; not shadow or host secrets.
+        for name in _ETC_NEEDED:
+            prefix += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for path in self.readable:
             prefix += ["--ro-bind", str(path), str(path)]
         for path in self.writable:
             prefix += ["--bind", str(path), str(path)]
+        for path in self.masked:
+            prefix += ["--tmpfs", str(path)]
         return [*prefix, "--chdir", str(chdir), "--", *argv]
 
 
 _BWRAP = shutil.which("bwrap") or "bwrap"
+_ETC_NEEDED = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group",
+    "hosts", "localtime", "ssl", "ca-certificates", "fonts", "mime.types", "alternatives",
+)
 _warned = False
 
 
@@ -114,6 +126,16 @@ def bubblewrap_works() -> bool:
         return False
 
 
+def _dataset_dirs() -> tuple[Path, ...]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn.datasets")
+    if spec is None or spec.origin is None:
+        return ()
+    data = Path(spec.origin).parent / "data"
+    return (data,) if data.is_dir() else ()
+
+
 def confinement_for(writable: list[Path]) -> Confinement | None:
     """The confinement for one worker, or None (with one warning per process)
     when bubblewrap cannot be used here."""
@@ -122,7 +144,7 @@ def confinement_for(writable: list[Path]) -> Confinement | None:
         package = Path(__file__).resolve().parent
         readable = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), package}
         readable.add(Path(sys.executable).resolve().parent.parent)
-        return Confinement(tuple(writable), tuple(sorted(readable)))
+        return Confinement(tuple(writable), tuple(sorted(readable)), _dataset_dirs())
     if not _warned:
         _warned = True
         log.warning(

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 CURRENT_HOST = "algo-1"
+#: Where the container mounts the job's tree; a confined job sees it there too.
+CONTAINER_ROOT = "/opt/ml"
 RESERVED_PREFIX = "sagemaker_"
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"

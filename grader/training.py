@@ -407,7 +407,7 @@ class TrainingService:
         finally:
             _kill(process)
             publisher.flush()
-            run.observations = _read_json(observations)
+            run.observations = _host_paths(_read_json(observations), run.paths.root)
 
     def _start(self, run: JobRun, script: Path, env: dict[str, str]) -> tuple[Any, Any, Any]:
         """Start the entry point: forked from the warm interpreter when there
@@ -440,6 +440,8 @@ class TrainingService:
                     args=run.command[2:],
                     install="grader_job_observer",
                     path_prefix=[str(_JOB_SITE), str(_COMMON_SITE)],
+                    # scripts that hard-code /opt/ml work, as in the container
+                    links={sm_contract.CONTAINER_ROOT: str(run.paths.root)},
                 )
             finally:
                 os.close(out_write)
@@ -484,7 +486,8 @@ class TrainingService:
             written = failure_file.read_text(errors="replace").strip()
             return f"AlgorithmError: {written}"
         error_line = _last_error_line(run.stderr_tail) or "(no error message)"
-        command = " ".join(shlex.quote(part) for part in run.command)
+        # As the container would show it, without this machine's paths.
+        command = " ".join(shlex.quote(part) for part in ["python3", *run.command[1:]])
         if run.exit_code is not None and run.exit_code < 0:
             error_line = f"killed by signal {-run.exit_code} (out of memory or CPU time?)"
         return (
@@ -594,6 +597,21 @@ def _pump(stream: Any, tag: str, lines: queue.Queue[tuple[str, str | None]]) -> 
         lines.put((tag, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
     stream.close()
     lines.put((tag, None))
+
+
+def _host_paths(observations: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Paths the script used through the container's ``/opt/ml``, as this
+    machine's paths, so every check compares like with like."""
+    prefix = sm_contract.CONTAINER_ROOT + "/"
+    for key in ("opened", "listed", "written", "saved_models"):
+        paths = observations.get(key)
+        if isinstance(paths, list):
+            observations[key] = [
+                str(root / p[len(prefix):]) if isinstance(p, str) and p.startswith(prefix)
+                else (str(root) if p == sm_contract.CONTAINER_ROOT else p)
+                for p in paths
+            ]
+    return observations
 
 
 def _kill(process: Any) -> None:

@@ -45,6 +45,13 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
         os.close(fd)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if os.environ.get("GRADER_CONFINED") == "1":
+        # Only inside a sandbox, whose /opt is its own: the container's paths.
+        for link, target in request.get("links", {}).items():
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            if os.path.islink(link):
+                os.unlink(link)
+            os.symlink(target, link)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -242,6 +249,8 @@ class WarmInterpreter:
             "PYTHONPATH": os.pathsep.join(self._python_path),
             "MPLBACKEND": "Agg",
         }
+        if self._confinement is not None:
+            env["GRADER_CONFINED"] = "1"
         argv = [sys.executable, "-m", "grader.warm", str(self._socket)]
         if self._relay and self._confinement is not None:
             argv.append(f"--relay={self._relay[0]}:{self._relay[1]}")
@@ -287,6 +296,7 @@ class WarmInterpreter:
         args: list[str] | None = None,
         install: str | None = None,
         path_prefix: list[str] | None = None,
+        links: dict[str, str] | None = None,
     ) -> WarmProcess:
         self._ensure_started()
         request: dict[str, Any] = {
@@ -296,6 +306,7 @@ class WarmInterpreter:
             "rlimits": rlimits,
             "install": install,
             "path_prefix": path_prefix or [],
+            "links": links or {},
         }
         if module:
             request["module"] = module

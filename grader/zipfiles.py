@@ -32,6 +32,7 @@ def write_zip(archive: Path, members: Iterable[tuple[str, bytes, int]]) -> None:
                 member.external_attr = (_REGULAR_FILE | mode) << 16
                 member.compress_type = zipfile.ZIP_DEFLATED
                 bundle.writestr(member, content)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a hand-in is not
         os.replace(temporary, archive)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -30,8 +30,12 @@ def _copy_reference(tmp_path: Path) -> Path:
     ("breakage", "message"),
     [
         ("no_notebook", "has no notebook matching '*.ipynb'"),
-        ("not_json", "assignment2.ipynb is not a valid notebook"),
+        ("not_json", "assignment2.ipynb is not a valid Jupyter notebook (Notebook does not "
+                     "appear to be JSON"),
+        ("json_not_notebook", "assignment2.ipynb is not a valid Jupyter notebook ("),
+        ("json_list", "assignment2.ipynb is not a valid Jupyter notebook ("),
         ("no_script", "has no train.py (looked in the folder and one level down)"),
+        ("linked_script", "train.py is a link; submit the file itself"),
     ],
 )
 def test_bad_submission_exits_2_with_one_line(tmp_path, breakage, message):
@@ -40,6 +44,13 @@ def test_bad_submission_exits_2_with_one_line(tmp_path, breakage, message):
         (submission / "assignment2.ipynb").unlink()
     elif breakage == "not_json":
         (submission / "assignment2.ipynb").write_text("{this is not json")
+    elif breakage == "json_not_notebook":
+        (submission / "assignment2.ipynb").write_text('{"hello": [1, 2, 3]}')
+    elif breakage == "json_list":
+        (submission / "assignment2.ipynb").write_text("[1, 2]")
+    elif breakage == "linked_script":
+        (submission / "train.py").unlink()
+        (submission / "train.py").symlink_to("/etc/hostname")
     else:
         (submission / "train.py").unlink()
     out = tmp_path / "out"
@@ -63,3 +74,28 @@ def test_missing_path_and_bad_rubric(tmp_path):
         f"grader: error: rubric {rubric}: criteria: Value error, "
         "a rubric needs at least one criterion"
     )
+
+
+def test_out_that_is_a_file_and_bad_worker_count(tmp_path):
+    submission = _copy_reference(tmp_path)
+    existing = tmp_path / "existing"
+    existing.write_text("x")
+    completed = _grader("grade", str(submission), "--out", str(existing), cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        f"grader: error: --out {existing} is a file; give a folder for the reports"
+    )
+    completed = _grader("grade", str(tmp_path), "--workers", "0", cwd=tmp_path)
+    assert completed.stderr.strip() == "grader: error: --workers 0: give at least 1"
+
+
+def test_rubric_fractions_must_leave_training_data(tmp_path):
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(
+        "name: x\ntitle: y\ncriteria:\n  - {id: notebook_runs, title: t, points: 1}\n"
+        "fixtures: {dataset: {validation_fraction: 0.9, holdout_fraction: 0.2}}\n"
+    )
+    completed = _grader("grade", str(tmp_path), "--rubric", str(rubric), cwd=tmp_path)
+    assert completed.returncode == 2
+    assert "fixtures.dataset: Value error, validation_fraction + holdout_fraction must " \
+        "leave at least 10% for training" in completed.stderr

@@ -182,7 +182,7 @@ def test_large_notebook_is_packed_with_a_warning(tmp_path, rubric):
         ("several_notebooks",
          "{folder} has several notebooks (assignment2.ipynb, draft.ipynb); "
          "keep exactly one"),
-        ("not_json", "assignment2.ipynb is not a valid notebook: "),
+        ("not_json", "assignment2.ipynb is not a valid Jupyter notebook ("),
         ("no_script", "{folder} has no train.py " + LOOKED),
         ("script_only_in_data", "{folder} has no train.py " + LOOKED),
     ],

@@ -228,15 +228,23 @@ def _observe_xgboost_sklearn(module):
 
 
 def _excepthook(kind, value, tb):
-    frames = traceback.extract_tb(tb)
-    user = [f for f in frames if f.filename.startswith(os.getcwd())] or frames
-    last = user[-1] if user else None
+    if isinstance(value, SyntaxError) and value.filename:
+        # The error is in the script's text, not in any frame that ran.
+        file, line, code = value.filename, value.lineno, (value.text or "").strip()
+        message = value.msg
+    else:
+        frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith("<")]
+        user = [f for f in frames if f.filename.startswith(os.getcwd())] or frames
+        last = user[-1] if user else None
+        file = last.filename if last else None
+        line, code = (last.lineno, last.line) if last else (None, None)
+        message = str(value)
     record["exception"] = {
         "type": kind.__name__,
-        "message": str(value)[:2000],
-        "file": os.path.relpath(last.filename) if last else None,
-        "line": last.lineno if last else None,
-        "code": last.line if last else None,
+        "message": message[:2000],
+        "file": os.path.relpath(file) if file else None,
+        "line": line,
+        "code": code,
     }
     _previous_excepthook(kind, value, tb)
 
