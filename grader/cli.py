@@ -31,6 +31,11 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries that log every request or deprecation speak only of errors."""
     for noisy in ("werkzeug", "traitlets", "botocore", "urllib3", "sagemaker"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from grader.batch import error_result, unpack_zip
+from grader.cli import quiet_libraries
 from grader.errors import GraderError, SubmissionError
 from grader.exports import write_gradescope
 from grader.results import GradeResult
@@ -96,8 +97,7 @@ def _configure_logging(verbose: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
-    for noisy in ("werkzeug", "traitlets", "botocore", "urllib3", "sagemaker"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_libraries()
 
 
 def _parser() -> argparse.ArgumentParser:
