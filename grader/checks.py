@@ -67,7 +67,7 @@ def _last_call(run: JobRun) -> dict[str, Any]:
 
 
 def _is_validation_name(name: str) -> bool:
-    return bool(re.search(r"val|test|eval|hold", name, re.IGNORECASE))
+    return bool(re.search(r"val|test|eval|hold|dev", name, re.IGNORECASE))
 
 
 def _evals_location(ev: Evidence) -> str | None:
@@ -176,13 +176,15 @@ def _unknown_metric(ev: Evidence, cell: int, text: str) -> _Hint | None:
         if literal in names or not (":" in literal or "auc" in literal.lower()):
             continue
         near = difflib.get_close_matches(literal, names, n=1, cutoff=0.6)
+        lines = failure.source.splitlines()
+        number = next((n for n, line in enumerate(lines, 1) if literal in line), None)
         if near:
             return (
                 (f"cell {cell} looks up the metric {literal!r}, but the estimator's "
                  f"metric_definitions name it {near[0]!r}, so the selection is empty "
                  f"({text})"),
                 f"Use the Name given in metric_definitions: {near[0]!r}.",
-                None,
+                f"notebook cell {cell}, line {number}" if number else None,
             )
     return None
 
@@ -296,6 +298,8 @@ def _script_frame(ev: Evidence, run: JobRun) -> tuple[str, int, str] | None:
         if not match:
             continue
         path = Path(match.group(1))
+        if path.is_relative_to(sm_contract.CONTAINER_ROOT):
+            path = run.paths.root / path.relative_to(sm_contract.CONTAINER_ROOT)
         path = path if path.is_absolute() else code_dir / path
         if not path.is_relative_to(code_dir):
             continue
@@ -330,8 +334,8 @@ def _foreign_role(ev: Evidence, run: JobRun) -> Finding | None:
     """A role SageMaker could not assume: AWS refuses such a job outright,
     while the emulator runs it, so the grader judges it from the request."""
     role = str(run.request.get("RoleArn") or "")
-    if not role or role == ROLE_ARN:
-        return None
+    if not role or role == ROLE_ARN or run.local_mode:
+        return None  # local mode runs on the notebook's machine; no role is assumed
     parts = role.split(":")
     account = parts[4] if len(parts) > 5 else ""
     owner = f"account {account}'s" if account and account != ACCOUNT_ID else "a"
@@ -356,10 +360,13 @@ def _stopped(ev: Evidence, run: JobRun) -> Finding:
         f"train.py was still running when the job reached its max_run of {limit} s, "
         "so SageMaker stopped it"
     )
-    if ev.artifact is not None and ev.artifact.model is not None:
-        cause += "; it had already saved the model, so the code after training never ends"
-    if loop:
-        cause += f": the while loop at {loop} has no way out"
+    saved = ev.artifact is not None and ev.artifact.model is not None
+    if saved:
+        cause += "; it had already saved the model, so what runs after training never ends"
+        if loop:
+            cause += f": the while loop at {loop}"
+    elif loop:
+        cause += f" (check that the while loop at {loop} ends)"
     return Finding(
         Status.FAILED,
         f"Training job {run.name} was stopped at its time limit (max_run={limit} s).",
@@ -489,6 +496,7 @@ def _nested_model(ev: Evidence) -> Finding | None:
     if any("/" not in m["name"].strip("/") for m in artifact.models):
         return None
     name = artifact.models[0]["name"]
+    folder = name.strip("/").split("/")[0]
     return Finding(
         Status.FAILED,
         f"model.tar.gz holds the model only in a subfolder, at {name}.",
@@ -499,7 +507,8 @@ def _nested_model(ev: Evidence) -> Finding | None:
         ),
         fix="Save the model directly in SM_MODEL_DIR: "
         "model.save_model(os.path.join(args.model_dir, 'xgboost-model')).",
-        location=_save_location(ev),
+        location=ev.script_location(rf"^[^#]*['\"]{re.escape(folder)}['\"]")
+        or _save_location(ev),
         evidence={"files": artifact.files},
     )
 
@@ -974,6 +983,12 @@ def _flag(key: str) -> str:
     return sm_contract.to_cmd_args({key: ""})[0]
 
 
+#: The variables a script can take its hyperparameters from instead of argparse,
+#: named by the container contract: SM_HPS, SM_TRAINING_ENV and SM_HP_<KEY>.
+_HPS_VARIABLES = frozenset(sm_contract.to_env_vars({"hps": {}, "training_env": {}}))
+_HP_PREFIX = next(iter(sm_contract.to_env_vars({"hp_": ""})))
+
+
 @dataclass
 class _ArgumentProblem:
     """A hyperparameter that cannot reach training the way train.py parses it."""
@@ -988,7 +1003,7 @@ class _ArgumentProblem:
 def _argument_problem(ev: Evidence, run: JobRun) -> _ArgumentProblem | None:
     parsed = run.observations.get("argparse") or {}
     reads = run.observations.get("env_reads", [])
-    if not parsed or any(r == "SM_HPS" or r.startswith("SM_HP_") for r in reads):
+    if not parsed or any(r in _HPS_VARIABLES or r.startswith(_HP_PREFIX) for r in reads):
         return None  # the script takes its hyperparameters from the environment
     declared = parsed.get("declared", [])
     error = str(parsed.get("error") or "")
@@ -1272,6 +1287,22 @@ def _unmatched_cause(ev: Evidence, run: JobRun, definition: dict[str, str]
     )
 
 
+def _regex_prefix(regex: str) -> str:
+    """The literal text a metric regex starts with, e.g. 'validation-auc:'."""
+    literal, index = [], 0
+    while index < len(regex):
+        char = regex[index]
+        if char == "\\" and index + 1 < len(regex) and not regex[index + 1].isalnum():
+            literal.append(regex[index + 1])
+            index += 2
+            continue
+        if char == "\\" or char in "()[]{}.*+?^$|":
+            break
+        literal.append(char)
+        index += 1
+    return "".join(literal)
+
+
 def _reported_validation_auc(run: JobRun) -> tuple[str, float] | None:
     for name, values in run.metric_values.items():
         if _is_validation_name(name) and "auc" in name.lower() and values:
@@ -1309,7 +1340,13 @@ def _misleading_metric(ev: Evidence, run: JobRun) -> Finding | None:
     train_auc, validation = auc.get("train"), auc.get("validation")
     if validation is None:
         return None
-    printed = _first_location(ev.script_location, r"print\(.*val", r"validation-auc")
+    regex = next((d.get("Regex", "") for d in run.metric_definitions
+                  if d.get("Name") == name), "")
+    prefix = _regex_prefix(regex)
+    printed = _first_location(
+        ev.script_location, rf"print\(.*{re.escape(prefix)}" if prefix else r"$^",
+        r"print\(.*val",
+    )
     # Printed to five decimals: equal to the train AUC, well apart from validation.
     on_train = train_auc is not None and abs(value - train_auc) <= 5e-5
     if on_train and abs(value - validation) > 5e-4:
@@ -1501,7 +1538,7 @@ def check_auc_threshold(ev: Evidence) -> Finding:
     run = ev.graded_run
     reported = _reported_validation_auc(run) if run else None
     drifted = (
-        reported is not None and validation is not None
+        reported is not None and validation is not None and not _data_mistake(ev)
         and abs(reported[1] - validation) > thresholds.max_reported_auc_drift
     )
     if drifted:

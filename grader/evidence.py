@@ -130,11 +130,31 @@ class Evidence:
         return None
 
     def script_location(self, pattern: str) -> str | None:
+        """"train.py line N" of the first line of code matching ``pattern``;
+        docstrings and comments are not code."""
         regex = re.compile(pattern)
-        for number, line in enumerate(self.script_text.splitlines(), 1):
+        for number, line in self._script_code:
             if regex.search(line):
                 return f"{self.script_name} line {number}"
         return None
+
+    @cached_property
+    def _script_code(self) -> list[tuple[int, str]]:
+        lines = self.script_text.splitlines()
+        prose: set[int] = set()
+        try:
+            tree = ast.parse(self.script_text)
+        except SyntaxError:
+            tree = None
+        for node in ast.walk(tree) if tree is not None else ():
+            is_text = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            if is_text and isinstance(node.value.value, str):
+                prose.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        return [
+            (number, line)
+            for number, line in enumerate(lines, 1)
+            if number not in prose and not line.lstrip().startswith("#")
+        ]
 
     @property
     def script_name(self) -> str:

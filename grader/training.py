@@ -550,7 +550,8 @@ class _LogPublisher:
         if stderr:
             run.stderr_tail = (run.stderr_tail + [line])[-50:]
         now = datetime.now(timezone.utc)
-        self._pending.append({"timestamp": int(now.timestamp() * 1000), "message": line})
+        if line:  # CloudWatch refuses empty events; the grader's own log keeps them
+            self._pending.append({"timestamp": int(now.timestamp() * 1000), "message": line})
         for name, pattern in self._patterns:
             match = pattern.search(line)
             if not match:
