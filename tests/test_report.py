@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import files, report
+from grader import files
 from grader.plots import learning_curve_svg
 from grader.report import render_report, strip_ansi, trim_log, write_report
 from grader.results import (
