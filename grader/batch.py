@@ -25,6 +25,7 @@ from grader.files import write_atomic
 from grader.errors import GraderError, SubmissionError
 from grader.results import GradeResult, ModelScores
 from grader.rubric import Rubric, load_rubric
+from grader.submission import tree_hash
 
 log = logging.getLogger("grader")
 
@@ -128,15 +129,11 @@ def error_result(student: str, rubric: Rubric, reason: str, content_hash: str = 
 
 
 def _content_hash(path: Path) -> str:
+    """The submission's content hash: of the zip as handed in, or of the
+    files grading a folder would copy."""
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        if any(part in ("__pycache__", ".ipynb_checkpoints") for part in file.parts):
-            continue
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()[:16]
+    return tree_hash(path)
 
 
 def existing_result(out_dir: Path, entry: Entry, rubric: Rubric) -> GradeResult | None:
@@ -318,14 +315,14 @@ def _run_pool(
             for entry in remaining:
                 outcome = _grade_isolated(entry, out_dir, rubric_path, reference, audience)
                 if outcome is None:
+                    source_hash = _content_hash(entry.path)
                     result = error_result(
                         entry.student, rubric,
                         "grading this submission killed its worker process (out of memory?)",
-                        _content_hash(entry.path),
+                        source_hash,
                     )
                     _write_error(result, out_dir / entry.student, audience)
-                    write_atomic(out_dir / entry.student / ".source-hash",
-                                 _content_hash(entry.path))
+                    write_atomic(out_dir / entry.student / ".source-hash", source_hash)
                     outcome = result
                 survivors.append((entry, outcome))
             remaining.clear()

@@ -102,7 +102,6 @@ class Evidence:
     artifact: Artifact | None
     reference_scores: dict[str, float | None]
     script_text: str
-    workdir: Path
 
     @property
     def graded_run(self) -> JobRun | None:

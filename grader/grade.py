@@ -199,7 +199,6 @@ def _grade_in(
         artifact=None,
         reference_scores=(reference or ModelScores()).model_dump(),
         script_text=submission.script_path.read_text(errors="replace"),
-        workdir=workdir,
     )
     graded = evidence.graded_run
     if graded is not None:

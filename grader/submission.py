@@ -41,12 +41,17 @@ class Submission:
         return self.root.name
 
     def content_hash(self) -> str:
-        """A hash of every file the grader would copy: same hash, same verdicts."""
-        digest = hashlib.sha256()
-        for path in _files(self.root):
-            digest.update(path.relative_to(self.root).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return digest.hexdigest()[:16]
+        return tree_hash(self.root)
+
+
+def tree_hash(root: Path) -> str:
+    """A hash of every file the grader would copy from ``root``: same hash,
+    same verdicts."""
+    digest = hashlib.sha256()
+    for path in _files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def _files(root: Path) -> list[Path]:
