@@ -36,7 +36,9 @@ KERNEL_PRELOAD = (
     "sagemaker.pytorch",
     "sagemaker.analytics",
     "ipykernel.kernelapp",
+    "matplotlib.pyplot",
     "grader_import_hooks",
+    "grader_kernel_warmup",
 )
 
 #: The warm interpreter and limits of the notebook being started. One
@@ -91,6 +93,11 @@ def write_kernel_spec(directory: Path) -> Path:
 
 
 def kernel_interpreter(python_path: list[str], **options: Any) -> WarmInterpreter:
+    # matplotlib fixes its backend when imported: the one ipykernel would set.
     return WarmInterpreter(
-        python_path=python_path, preload=KERNEL_PRELOAD, name="kernel", **options
+        python_path=python_path,
+        preload=KERNEL_PRELOAD,
+        name="kernel",
+        backend="module://matplotlib_inline.backend_inline",
+        **options,
     )

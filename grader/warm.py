@@ -225,8 +225,10 @@ class WarmInterpreter:
         directory: Path | None = None,
         confinement: Any = None,
         relay: tuple[int, str] | None = None,
+        backend: str = "Agg",
     ):
         self._python_path = python_path
+        self._backend = backend
         self._preload = preload
         self._confinement = confinement
         self._relay = relay
@@ -247,7 +249,7 @@ class WarmInterpreter:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "PYTHONPATH": os.pathsep.join(self._python_path),
-            "MPLBACKEND": "Agg",
+            "MPLBACKEND": self._backend,
         }
         if self._confinement is not None:
             env["GRADER_CONFINED"] = "1"
