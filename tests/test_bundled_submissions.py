@@ -71,3 +71,16 @@ def test_executed_notebook_keeps_outputs_and_injected_parameters(bundled_results
     index = notebook.cells.index(injected[0])
     assert "parameters" in notebook.cells[index - 1].metadata.get("tags", [])
     assert any(c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+
+
+def test_notebook_plots_are_drawn_inline(bundled_results):
+    """matplotlib is imported before the kernel exists, yet figures still
+    reach the notebook through ipykernel's inline backend."""
+    import nbformat
+
+    _, out = bundled_results
+    notebook = nbformat.read(out / "reference" / "executed.ipynb", as_version=4)
+    plot_cell = next(c for c in notebook.cells if "plt.subplots" in c.source)
+    kinds = [o.output_type for o in plot_cell.outputs]
+    assert kinds == ["display_data"]
+    assert "image/png" in plot_cell.outputs[0].data
