@@ -10,6 +10,7 @@ import concurrent.futures as futures
 import hashlib
 import logging
 import multiprocessing
+import os
 import shutil
 import stat
 import tempfile
@@ -160,6 +161,9 @@ _worker_state: dict[str, object] = {}
 
 def _worker_start(rubric_path: str | None) -> None:
     """Runs once in each worker: one emulator serves all its submissions."""
+    # Before xgboost loads OpenMP: the workers share the cores, and threads
+    # that spin while idle would take them from each other.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from grader.grade import emulator_for
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

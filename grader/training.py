@@ -152,17 +152,9 @@ class TrainingService:
         self.settings = settings
         self.runs: dict[str, JobRun] = {}
         self._lock = threading.Lock()
-        session = boto3.session.Session(
-            aws_access_key_id=settings.access_key,
-            aws_secret_access_key=settings.secret_key,
-            region_name=settings.region,
-        )
-        config = Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=60)
-        self._s3 = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
-        self._logs = session.client("logs", endpoint_url=settings.endpoint_url, config=config)
-        self._cloudwatch = session.client(
-            "cloudwatch", endpoint_url=settings.endpoint_url, config=config
-        )
+        self._s3 = _client("s3", settings)
+        self._logs = _client("logs", settings)
+        self._cloudwatch = _client("cloudwatch", settings)
 
     def submit(self, job: Any, request: dict[str, Any]) -> JobRun:
         """Start running ``job`` (moto's record of it) in the background."""
@@ -591,6 +583,29 @@ class _LogPublisher:
                     Namespace=sm_contract.METRIC_NAMESPACE,
                     MetricData=metrics[start : start + 500],
                 )
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: Any = None
+
+
+def _client(service: str, settings: ServiceSettings) -> Any:
+    """A client with the execution role's keys. Every service, one per
+    submission, shares one boto3 session, which parses each service's model
+    once per process rather than once per submission."""
+    global _SESSION
+    config = Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=60)
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION.client(
+            service,
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            config=config,
+        )
 
 
 def _pump(stream: Any, tag: str, lines: queue.Queue[tuple[str, str | None]]) -> None:

@@ -250,6 +250,10 @@ class WarmInterpreter:
             "LANG": "C.UTF-8",
             "PYTHONPATH": os.pathsep.join(self._python_path),
             "MPLBACKEND": self._backend,
+            # OpenMP reads this once, when xgboost is imported here. Idle
+            # threads sleep rather than spin: jobs of parallel workers share
+            # the cores, and spinning threads would take them from each other.
+            "OMP_WAIT_POLICY": "PASSIVE",
         }
         if self._confinement is not None:
             env["GRADER_CONFINED"] = "1"
