@@ -8,7 +8,8 @@ column 0, no header, no index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ class Splits:
     train: pd.DataFrame
     validation: pd.DataFrame
     holdout: pd.DataFrame
+    _csv: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def feature_count(self) -> int:
@@ -41,9 +43,23 @@ class Splits:
             name
         ]
 
+    def csv(self, name: str) -> bytes:
+        """The split as SageMaker's XGBoost reads CSV: label first, no
+        header. Formatted once: every submission gets the same bytes."""
+        if name not in self._csv:
+            self._csv[name] = self.split(name).to_csv(header=False, index=False).encode()
+        return self._csv[name]
+
 
 def load_splits(spec: Dataset) -> Splits:
-    """Load the named dataset and split it reproducibly, stratified by label."""
+    """Load the named dataset and split it reproducibly, stratified by label.
+    A process that grades many submissions splits once."""
+    return _load_splits(spec.model_dump_json())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_splits(spec_json: str) -> Splits:
+    spec = Dataset.model_validate_json(spec_json)
     try:
         loader = _LOADERS[spec.name]
     except KeyError:
@@ -78,3 +94,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a split as SageMaker's XGBoost reads CSV: label first, no header."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, header=False, index=False)
+
+
+def write_split(splits: Splits, name: str, path: Path) -> None:
+    """Write one split of ``splits`` as :func:`write_csv` would."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(splits.csv(name))

@@ -131,6 +131,7 @@ class Emulator:
         self._server: Any = None
         self._relay: Any = None
         self.endpoint_url = ""
+        self._clients: dict[str, Any] = {}
         self.training: TrainingService
         self.credentials: Credentials
         self.confinement: Any = None
@@ -169,6 +170,7 @@ class Emulator:
                 raise EmulatorError(f"cannot start the AWS emulator on 127.0.0.1: {exc}") from None
             host, port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
+            self._clients.clear()
             _ACTIVE = self
         log.debug("AWS emulator listening on %s", self.endpoint_url)
         self._start_interpreters(port)
@@ -222,15 +224,18 @@ class Emulator:
             pass
 
     def client(self, service: str) -> Any:
-        """A boto3 client with the grader's own identity."""
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=_ADMIN_KEY,
-            aws_secret_access_key=_ADMIN_SECRET,
-            config=Config(retries={"max_attempts": 2}),
-        )
+        """A boto3 client with the grader's own identity, made once per
+        service: the identity and the endpoint outlive every reset."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=REGION,
+                aws_access_key_id=_ADMIN_KEY,
+                aws_secret_access_key=_ADMIN_SECRET,
+                config=Config(retries={"max_attempts": 2}),
+            )
+        return self._clients[service]
 
     def _prepare_account(self) -> None:
         iam = self.client("iam")

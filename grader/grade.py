@@ -24,7 +24,7 @@ import nbformat
 
 from grader import __version__
 from grader.checks import judge
-from grader.data import Splits, load_splits, write_csv
+from grader.data import Splits, load_splits, write_split
 from grader.emulator import Emulator, student_environment
 from grader.evidence import Evidence, inspect_artifact
 from grader.execute import inject_parameters, run_notebook
@@ -90,7 +90,7 @@ def _write_private_splits(splits: Splits, directory: Path) -> dict[str, Path]:
     paths = {}
     for name in ("train", "validation", "holdout"):
         paths[name] = directory / f"{name}.csv"
-        write_csv(splits.split(name), paths[name])
+        write_split(splits, name, paths[name])
     return paths
 
 
@@ -158,8 +158,7 @@ def _grade_in(
     private = _write_private_splits(splits, private_dir / "splits")
     emulator.reset(work_root=scratch)
     for split, uri in rubric.fixtures.s3.items():
-        body = splits.split(split).to_csv(header=False, index=False).encode()
-        emulator.seed_object(uri, body)
+        emulator.seed_object(uri, splits.csv(split))
     notebook = copy.deepcopy(submission.notebook)
     injected_at = inject_parameters(notebook, rubric.parameters)
     env = student_environment(emulator, scratch / "home")

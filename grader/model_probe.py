@@ -122,6 +122,10 @@ def _max_tree_depth(booster: Any) -> int:
                default=0)
 
 
+#: The splits whose AUC is also followed round by round: the learning curve.
+CURVE_SPLITS = ("train", "validation")
+
+
 def score(model: Path, splits: dict[str, str]) -> dict[str, Any]:
     import numpy as np
     import xgboost as xgb
@@ -155,6 +159,8 @@ def score(model: Path, splits: dict[str, str]) -> dict[str, Any]:
         matrix = xgb.DMatrix(features)
         final = booster.predict(matrix, validate_features=False)
         result["auc"][name] = float(roc_auc_score(labels, final))
+        if name not in CURVE_SPLITS:
+            continue
         margins = np.column_stack([
             booster.predict(
                 matrix, iteration_range=(0, last), output_margin=True, validate_features=False
@@ -177,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     opener = commands.add_parser("open", help="unpack model.tar.gz and load its models")
     opener.add_argument("archive", type=Path)
     opener.add_argument("workdir", type=Path)
-    scorer = commands.add_parser("score", help="AUC per boosting round on each split")
+    scorer = commands.add_parser("score", help="AUC on each split; per boosting round on train and validation")
     scorer.add_argument("model", type=Path)
     scorer.add_argument("--split", action="append", default=[], metavar="NAME=CSV")
     args = parser.parse_args(argv)

@@ -48,7 +48,10 @@ def learning_curve_svg(curve: LearningCurve) -> str | None:
     from matplotlib.ticker import MaxNLocator
 
     with matplotlib.rc_context(_SVG_RC):
-        figure = Figure(figsize=(7.5, 3.4), layout="constrained")
+        # Fixed margins: a constrained layout would double the drawing time,
+        # and every report draws one of these.
+        figure = Figure(figsize=(7.5, 3.4))
+        figure.subplots_adjust(left=0.1, right=0.98, top=0.96, bottom=0.15)
         FigureCanvasSVG(figure)
         axes = figure.add_subplot()
         marker = "o" if max(len(train[0]), len(validation[0])) <= 30 else None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.data import Splits, write_csv
+from grader.data import Splits, write_split
 from grader.errors import SubmissionError
 from grader.rubric import Rubric
 
@@ -134,4 +134,4 @@ def lay_out_workdir(submission: Submission, workdir: Path, rubric: Rubric, split
         target = (workdir / relative).resolve()
         if not target.is_relative_to(workdir.resolve()):
             raise SubmissionError(f"fixture path {relative!r} leaves the working directory")
-        write_csv(splits.split(split), target)
+        write_split(splits, split, target)
