@@ -310,10 +310,9 @@ def measure_floor(rubric: Rubric, copies: int, root: Path, into: Measurement) ->
     started = time.monotonic()
     with TreeSampler(worker_memory=False) as sampler:
         with emulator_for(rubric, root) as emulator:
-            # start() launches both warm interpreters; the floor uses neither,
-            # and left running they would import pandas and xgboost meanwhile.
+            # start() launches the warm interpreter; the floor does not use
+            # it, and left running it would import the libraries meanwhile.
             emulator.warm.close()
-            emulator.kernel_warm.close()
             start_up = time.monotonic() - started
             for _ in range(copies):
                 into.per_submission.append(run_floor_submission(emulator, rubric, splits))

@@ -5,11 +5,11 @@ as it exists, and skip what is already graded with the same content.
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures as futures
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import stat
@@ -159,6 +159,32 @@ def existing_result(out_dir: Path, entry: Entry, rubric: Rubric) -> GradeResult 
 _worker_state: dict[str, object] = {}
 
 
+#: Imported once by the pool's fork server, before any worker exists: each
+#: worker is a fork of it and does not import them again. Not xgboost,
+#: whose OpenMP settings each worker fixes before it loads.
+WORKER_PRELOAD = (
+    "grader.grade",
+    "grader.batch",
+    "moto.server",
+    "moto.s3.responses",
+    "moto.iam.responses",
+    "moto.sts.responses",
+    "moto.sagemaker.responses",
+    "moto.logs.responses",
+    "moto.cloudwatch.responses",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_svg",
+)
+
+
+def _pool_context() -> Any:
+    """Workers forked from a server that holds nothing but imports: no
+    thread, emulator or state of the calling process reaches them."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_PRELOAD))
+    return context
+
+
 def _worker_start(rubric_path: str | None) -> None:
     """Runs once in each worker: one emulator serves all its submissions."""
     # Before xgboost loads OpenMP: the workers share the cores, and threads
@@ -177,7 +203,9 @@ def _worker_start(rubric_path: str | None) -> None:
         emulator.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
-    atexit.register(stop)
+    # Workers are forked, so atexit would not run: multiprocessing's own
+    # finalizers do, when the pool lets the worker go.
+    multiprocessing.util.Finalize(None, stop, exitpriority=10)
 
 
 def _score_reference() -> None:
@@ -283,7 +311,7 @@ def _run_pool(
     audience: str,
     rubric: Rubric,
 ) -> Iterator[tuple[Entry, GradeResult]]:
-    context = multiprocessing.get_context("spawn")
+    context = _pool_context()
     remaining = list(pending)
     while remaining:
         pool = futures.ProcessPoolExecutor(
@@ -337,7 +365,7 @@ def _grade_isolated(
     entry: Entry, out_dir: Path, rubric_path: Path | None, reference: Any,
     audience: str,
 ) -> GradeResult | None:
-    context = multiprocessing.get_context("spawn")
+    context = _pool_context()
     with futures.ProcessPoolExecutor(
         max_workers=1, mp_context=context, initializer=_worker_start,
         initargs=(str(rubric_path) if rubric_path else None,),

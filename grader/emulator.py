@@ -136,7 +136,6 @@ class Emulator:
         self.credentials: Credentials
         self.confinement: Any = None
         self.warm: WarmInterpreter
-        self.kernel_warm: WarmInterpreter
 
     def new_slot(self) -> Path:
         """A fresh, empty directory for the next submission; the previous
@@ -186,15 +185,15 @@ class Emulator:
             socket_path.unlink(missing_ok=True)
             self._relay = unix_to_tcp(str(socket_path), port)
             relay = (port, str(socket_path))
-        options = {"directory": self.control, "confinement": self.confinement, "relay": relay}
-        self.warm = WarmInterpreter(
-            python_path=[str(_SITE / "job"), str(_SITE / "common")], name="job", **options
-        )
-        self.kernel_warm = kernel_interpreter(
-            [str(_SITE / "kernel"), str(_SITE / "common")], **options
+        # One warm interpreter serves kernels, jobs and probes alike: what a
+        # job needs is a subset of what a kernel imports, and a second one
+        # would cost its imports again per worker. A job's fork installs the
+        # job's start-up code itself.
+        self.warm = kernel_interpreter(
+            [str(_SITE / "kernel"), str(_SITE / "common")],
+            directory=self.control, confinement=self.confinement, relay=relay,
         )
         self.warm.start()
-        self.kernel_warm.start()
 
     def stop(self) -> None:
         global _ACTIVE
@@ -207,9 +206,8 @@ class Emulator:
         if self._relay is not None:
             self._relay.close()
             self._relay = None
-        for interpreter in (getattr(self, "warm", None), getattr(self, "kernel_warm", None)):
-            if interpreter is not None:
-                interpreter.close()
+        if getattr(self, "warm", None) is not None:
+            self.warm.close()
 
     def reset(self, *, work_root: Path | None = None) -> None:
         """Forget every resource, so the next submission starts from nothing."""

@@ -174,7 +174,7 @@ def _grade_in(
         startup_timeout=rubric.timeouts.kernel_start_seconds,
         limits=limits,
         output_limit=rubric.limits.output_bytes,
-        warm=emulator.kernel_warm,
+        warm=emulator.warm,
     )
     failure = notebook_run.failure
     if failure is not None and 0 <= injected_at < failure.index:

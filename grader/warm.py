@@ -53,8 +53,16 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
                 os.unlink(link)
             os.symlink(target, link)
     os.chdir(request["cwd"])
+    backend = os.environ.get("MPLBACKEND")
     os.environ.clear()
     os.environ.update(request["env"])
+    wanted = os.environ.get("MPLBACKEND")
+    if wanted and wanted != backend and "matplotlib" in sys.modules:
+        # matplotlib chose its backend when the server imported it.
+        try:
+            sys.modules["matplotlib"].use(wanted)
+        except Exception:  # a bad name fails where matplotlib is used, as usual
+            pass
     sys.stdout.reconfigure(write_through=True)
     sys.stderr.reconfigure(write_through=True)
     random.seed()
