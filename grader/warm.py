@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,12 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
     try:
         import runpy
 
+        if "script" in request:
+            # A script starts as under a new `python`: libraries the server
+            # preloaded (the SDK installs a rich traceback printer) leave no
+            # hooks or warning filters behind.
+            sys.excepthook = _PRISTINE["excepthook"]
+            warnings.filters[:] = _PRISTINE["warning_filters"]
         if request.get("install"):
             __import__(request["install"]).install()
         # sys.path[0] as `python -m` (the working directory) or `python
@@ -109,7 +116,12 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
         os._exit(code)
 
 
+#: What the interpreter had before the preloaded libraries ran.
+_PRISTINE: dict[str, Any] = {}
+
+
 def _serve(socket_path: str, preload: list[str]) -> None:
+    _PRISTINE.update(excepthook=sys.excepthook, warning_filters=list(warnings.filters))
     if preload and preload[0].startswith("--relay="):
         # Inside a sandbox without network: bring the emulator's port in.
         port, unix_path = preload.pop(0).split("=", 1)[1].split(":", 1)
