@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import hashlib
 import logging
+import multiprocessing.util
 import os
 import shutil
 import statistics
@@ -105,8 +106,9 @@ class Measurement:
 class TreeSampler:
     """Watches every process below this one while a phase runs: the CPU time
     each used and, if asked, the memory of each pool worker's tree (the
-    worker, its emulator's warm interpreters, the kernel and jobs forked
-    from them).
+    worker, its emulator's warm interpreter, the kernel and jobs forked
+    from it). The pool's fork server, which holds only imports, belongs to
+    no worker; the pages it shares with them count in PSS at their share.
 
     CPU: a process's last sampled user+system time counts, so what a process
     spends in its final 0.2 s, or a process shorter than that, is missed;
@@ -126,7 +128,7 @@ class TreeSampler:
         self.sampler_cpu_seconds = 0.0
         self._cpu_by_process: dict[tuple[int, float], float] = {}
         self._cpu_before: dict[tuple[int, float], float] = {}
-        self._is_worker: dict[tuple[int, float], bool] = {}
+        self._is_server: dict[tuple[int, float], bool] = {}
         self._me = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
@@ -187,14 +189,15 @@ class TreeSampler:
         if not self.worker_memory:
             return
         parents: dict[int, int] = {}
-        workers: set[int] = set()
+        servers: set[int] = set()
         for key, _, process in below:
             try:
                 parents[process.pid] = process.ppid()
-                if parents[process.pid] == self._me.pid and self._worker(key, process):
-                    workers.add(process.pid)
+                if parents[process.pid] == self._me.pid and self._fork_server(key, process):
+                    servers.add(process.pid)
             except _GONE:
                 continue
+        workers = {pid for pid, parent in parents.items() if parent in servers}
         totals = {pid: {"rss": 0, "pss": 0, "uss": 0, "processes": 0} for pid in workers}
         for _, _, process in below:
             owner = _owning_worker(process.pid, parents, workers)
@@ -214,11 +217,13 @@ class TreeSampler:
             for measure, value in tree.items():
                 peak[measure] = max(peak[measure], value)
 
-    def _worker(self, key: tuple[int, float], process: psutil.Process) -> bool:
-        """A pool worker is a multiprocessing spawn child of this process."""
-        if key not in self._is_worker:
-            self._is_worker[key] = any("spawn_main" in part for part in process.cmdline())
-        return self._is_worker[key]
+    def _fork_server(self, key: tuple[int, float], process: psutil.Process) -> bool:
+        """The pool's workers are the children of multiprocessing's fork
+        server, itself a child of this process."""
+        if key not in self._is_server:
+            self._is_server[key] = any("multiprocessing.forkserver" in part
+                                       for part in process.cmdline())
+        return self._is_server[key]
 
 
 def _owning_worker(pid: int, parents: dict[int, int], workers: set[int]) -> int | None:
@@ -438,6 +443,9 @@ def main() -> int:
     # Each worker's emulator directory is never removed by the package; under
     # the scratch directory it goes when the benchmark ends.
     (scratch / "tmp").mkdir()
+    # multiprocessing's own directory (the fork server's socket) stays in the
+    # usual place: it is removed at exit, after the scratch directory.
+    multiprocessing.util.get_temp_dir()
     os.environ["TMPDIR"] = tempfile.tempdir = str(scratch / "tmp")
     notes = [
         f"cores: {os.cpu_count()} logical, {psutil.cpu_count(logical=False)} physical, "

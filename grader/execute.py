@@ -155,6 +155,8 @@ def run_notebook(
         startup_timeout=startup_timeout,
         allow_errors=False,
         record_timing=True,
+        # The kernel is used once: kill it rather than wait for a clean exit.
+        shutdown_kernel="immediate",
         resources={"metadata": {"path": str(workdir)}},
     )
     run = NotebookRun(notebook=notebook, completed=False)
