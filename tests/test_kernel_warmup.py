@@ -47,3 +47,46 @@ def test_package_models_are_parsed_once_and_other_files_each_time(tmp_path):
     assert facts["package_model_shared"] is True
     assert facts["has_assume_role"] is True
     assert facts["custom_versions"] == [1, 2]
+
+
+JOB_FACTS = """
+import json, sys, warnings
+import matplotlib
+print(json.dumps({
+    "backend": matplotlib.get_backend().lower(),
+    "plain_excepthook": sys.excepthook is sys.__excepthook__,
+    "warning_filters": len(warnings.filters),
+}))
+"""
+
+
+def test_a_script_forked_from_the_kernel_interpreter_starts_like_python(tmp_path):
+    """Training jobs fork from the interpreter that imported the SDK and
+    pyplot for kernels; the script still gets the job's matplotlib backend
+    and Python's own excepthook and warning filters."""
+    from grader.kernels import kernel_interpreter
+
+    pristine = subprocess.run(
+        [sys.executable, "-c", "import warnings; print(len(warnings.filters))"],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"},
+    )
+    script = tmp_path / "facts.py"
+    script.write_text(JOB_FACTS)
+    site = [str(KERNEL_SITE), str(KERNEL_SITE.parent / "common")]
+    warm = kernel_interpreter(site, directory=tmp_path / "warm")
+    try:
+        with open(tmp_path / "out.txt", "wb") as out, open("/dev/null", "rb") as devnull:
+            child = warm.spawn(
+                cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
+                stdin=devnull.fileno(), stdout=out.fileno(), stderr=out.fileno(),
+                rlimits={}, script=str(script),
+            )
+            assert child.wait(timeout=120) == 0
+    finally:
+        warm.close()
+    facts = json.loads((tmp_path / "out.txt").read_text().strip().splitlines()[-1])
+    assert facts == {
+        "backend": "agg",
+        "plain_excepthook": True,
+        "warning_filters": int(pristine.stdout),
+    }
