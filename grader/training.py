@@ -18,6 +18,7 @@ import queue
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -41,6 +42,8 @@ _SITE_ROOT = Path(__file__).resolve().parent / "_sitecustom"
 _JOB_SITE = _SITE_ROOT / "job"
 _COMMON_SITE = _SITE_ROOT / "common"
 _LOG_BATCH_SECONDS = 0.25
+#: Between SIGTERM and SIGKILL when a job reaches its time limit.
+_STOP_GRACE_SECONDS = 3.0
 _FAILURE_REASON_LIMIT = 1024
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")
 LOCAL_MODE_TAG = "grader:local-mode"
@@ -388,7 +391,7 @@ class TrainingService:
                         )
                 publisher.flush_if_due()
                 if time.monotonic() > deadline:
-                    _kill(process)
+                    _stop(process)
                     run.stop_reason = (
                         "MaxRuntimeExceeded: Training job stopped after "
                         f"{stop_after} seconds (the estimator's max_run, capped at "
@@ -628,6 +631,23 @@ def _host_paths(observations: dict[str, Any], root: Path) -> dict[str, Any]:
                 for p in paths
             ]
     return observations
+
+
+def _stop(process: Any) -> None:
+    """Stop the job as the service does at its time limit: SIGTERM, a grace
+    period (SageMaker gives 120 s; here a few), then SIGKILL to the group."""
+    if isinstance(process, subprocess.Popen):
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=_STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    _kill(process)
 
 
 def _kill(process: Any) -> None:

@@ -206,11 +206,12 @@ class WarmProcess:
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            self._connection.settimeout(timeout)
-            try:
-                line = self._reader.readline()
-            except TimeoutError:
-                raise subprocess.TimeoutExpired("warm child", timeout) from None
+            # select, not a socket timeout: a socket file whose read timed out
+            # refuses every later read, and the caller may wait again.
+            ready, _, _ = select.select([self._connection], [], [], timeout)
+            if not ready:
+                raise subprocess.TimeoutExpired("warm child", timeout or 0)
+            line = self._reader.readline()
             self.returncode = json.loads(line)["exit"] if line else -9
             self._connection.close()
         return self.returncode
@@ -341,7 +342,8 @@ class WarmInterpreter:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(str(self._socket))
         socket.send_fds(connection, [json.dumps(request).encode()], [stdin, stdout, stderr])
-        reader = connection.makefile("r")
+        # Unbuffered, so that select() on the socket sees every unread line.
+        reader = connection.makefile("rb", buffering=0)
         reply = reader.readline()
         if not reply:
             connection.close()

@@ -136,6 +136,18 @@ def test_job_past_max_run_is_stopped(emulator, tmp_path):
     assert out["secondary"] == "MaxRuntimeExceeded"
     assert out["failure_reason"].startswith("MaxRuntimeExceeded: Training job stopped after 3 seconds")
     assert out["fit_seconds"] < 20
+    # SIGTERM first, as the service does: the script's record survives it.
+    run = _run(emulator, "sagemaker-xgboost")
+    assert run.observations["argparse"]["namespace"]["sleep"] == 60.0
+
+
+def test_job_that_ignores_sigterm_is_killed_after_the_grace_period(emulator, tmp_path):
+    out = _drive(emulator, tmp_path, "stubborn")
+    assert out["status"] == "Stopped"
+    assert out["secondary"] == "MaxRuntimeExceeded"
+    assert out["fit_seconds"] < 25
+    # Killed outright, it could not write what it did.
+    assert _run(emulator, "sagemaker-xgboost").observations == {}
 
 
 def test_local_mode_runs_through_the_same_runner(emulator, tmp_path):

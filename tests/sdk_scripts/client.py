@@ -59,6 +59,12 @@ elif scenario == "timeout":
 
     estimator = XGBoost(entry_point="train_ok.py", framework_version="1.7-1",
                         hyperparameters={**hps, "sleep": 60}, max_run=3, **common)
+elif scenario == "stubborn":
+    from sagemaker.xgboost import XGBoost
+
+    estimator = XGBoost(entry_point="train_ok.py", framework_version="1.7-1",
+                        hyperparameters={**hps, "sleep": 60, "ignore-sigterm": 1},
+                        max_run=3, **common)
 elif scenario == "local":
     from sagemaker.xgboost import XGBoost
 

@@ -13,7 +13,13 @@ parser.add_argument("--eta", type=float, default=0.3)
 parser.add_argument("--num-round", type=int, default=10)
 parser.add_argument("-k", type=int, default=0)
 parser.add_argument("--sleep", type=float, default=0)
+parser.add_argument("--ignore-sigterm", type=int, default=0)
 args = parser.parse_args()
+
+if args.ignore_sigterm:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def load(channel):

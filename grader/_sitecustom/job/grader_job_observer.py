@@ -19,12 +19,14 @@ import atexit
 import importlib.abc
 import json
 import os
+import signal
 import sys
 import traceback
 
 import grader_import_hooks
 
 _RECORD_PATH = ""
+_RECORDING_PID = 0
 _UNAVAILABLE: set[str] = set()
 _IMAGE = "this training image"
 _MAX_EVENTS = 2000
@@ -250,7 +252,8 @@ def _excepthook(kind, value, tb):
 
 
 def _write_record():
-    if not _RECORD_PATH:
+    # Only the entry point's own process: a child it forked holds a copy.
+    if not _RECORD_PATH or os.getpid() != _RECORDING_PID:
         return
     try:
         with open(_RECORD_PATH, "w", encoding="utf-8") as handle:
@@ -265,8 +268,9 @@ def install():
     Works both at interpreter start (from sitecustomize) and in a process
     forked from a warm interpreter that already imported xgboost.
     """
-    global _RECORD_PATH, _UNAVAILABLE, _IMAGE, _previous_excepthook
+    global _RECORD_PATH, _RECORDING_PID, _UNAVAILABLE, _IMAGE, _previous_excepthook
     _RECORD_PATH = os.environ.pop("GRADER_OBSERVATIONS", "")
+    _RECORDING_PID = os.getpid()
     _UNAVAILABLE = {
         n for n in os.environ.pop("GRADER_UNAVAILABLE_MODULES", "").split(",") if n
     }
@@ -289,4 +293,17 @@ def install():
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     atexit.register(_write_record)
+    _keep_record_on_sigterm()
     sys.addaudithook(_audit)
+
+
+def _keep_record_on_sigterm():
+    """The service sends SIGTERM at the time limit: write the record, then
+    end as SIGTERM would have. A script's own handler replaces this one."""
+
+    def on_sigterm(signum, frame):
+        _write_record()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
