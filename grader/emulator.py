@@ -130,6 +130,7 @@ class Emulator:
         self._service_settings = settings
         self._server: Any = None
         self._relay: Any = None
+        self._relay_socket: tuple[Path, int, int] = (Path(), 0, 0)
         self.endpoint_url = ""
         self._clients: dict[str, Any] = {}
         self.training: TrainingService
@@ -139,7 +140,10 @@ class Emulator:
 
     def new_slot(self) -> Path:
         """A fresh, empty directory for the next submission; the previous
-        submission's files are removed first, so none outlive it."""
+        submission's processes and files are removed first, so none outlive
+        it."""
+        self.warm.clear(keep=[self.slots, self.control])
+        self._keep_relay_intact()
         for previous in self.slots.iterdir():
             shutil.rmtree(previous, ignore_errors=True)
         slot = Path(tempfile.mkdtemp(prefix="submission-", dir=self.slots))
@@ -182,8 +186,7 @@ class Emulator:
         relay = None
         if self.confinement is not None:
             socket_path = self.control / "emulator.sock"
-            socket_path.unlink(missing_ok=True)
-            self._relay = unix_to_tcp(str(socket_path), port)
+            self._open_relay(socket_path, port)
             relay = (port, str(socket_path))
         # One warm interpreter serves kernels, jobs and probes alike: what a
         # job needs is a subset of what a kernel imports, and a second one
@@ -194,6 +197,26 @@ class Emulator:
             directory=self.control, confinement=self.confinement, relay=relay,
         )
         self.warm.start()
+
+    def _open_relay(self, socket_path: Path, port: int) -> None:
+        socket_path.unlink(missing_ok=True)
+        self._relay = unix_to_tcp(str(socket_path), port)
+        self._relay_socket = (socket_path, port, socket_path.stat().st_ino)
+
+    def _keep_relay_intact(self) -> None:
+        """The relay's socket lies where sandboxed code can write: one that
+        a submission replaced is bound anew, so the next one reaches the
+        emulator and no listener of the last."""
+        if self._relay is None:
+            return
+        socket_path, port, inode = self._relay_socket
+        try:
+            intact = socket_path.stat().st_ino == inode
+        except OSError:
+            intact = False
+        if not intact:
+            self._relay.close()
+            self._open_relay(socket_path, port)
 
     def stop(self) -> None:
         global _ACTIVE

@@ -120,8 +120,68 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
 _PRISTINE: dict[str, Any] = {}
 
 
+def _forbid_tracing() -> None:
+    """Make this process (and the forks that inherit it) non-dumpable: no
+    other process of the sandbox's user may read or write its memory
+    through /proc or ptrace, so no submission can plant code in the forks
+    made for the next one."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+_PR_SET_DUMPABLE = 4
+
+
+def _clear_sandbox(keep: list[str], spare: set[int]) -> int:
+    """Between two submissions, inside a sandbox (its own PID namespace and
+    tmpfs /tmp and /opt): kill every process but this server, its relay
+    and the namespace's init, and empty /tmp and /opt but for ``keep``.
+    Daemons that escaped their process group and files left for the next
+    submission go with them. Returns how many processes were killed."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in spare:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    for top in ("/tmp", "/opt"):
+        _empty(top, [os.path.abspath(path) for path in keep])
+    # Libraries imported here may have chosen a directory in /tmp already.
+    matplotlib = sys.modules.get("matplotlib")
+    if matplotlib is not None:
+        for directory in (matplotlib.get_configdir(), matplotlib.get_cachedir()):
+            os.makedirs(directory, exist_ok=True)
+    return killed
+
+
+def _empty(directory: str, keep: list[str]) -> None:
+    import shutil
+
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if path in keep:
+            continue
+        if any(kept.startswith(path + os.sep) for kept in keep):
+            _empty(path, keep)
+        elif os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
 def _serve(socket_path: str, preload: list[str]) -> None:
     _PRISTINE.update(excepthook=sys.excepthook, warning_filters=list(warnings.filters))
+    _forbid_tracing()
+    relay = None
     if preload and preload[0].startswith("--relay="):
         # Inside a sandbox without network: bring the emulator's port in.
         port, unix_path = preload.pop(0).split("=", 1)[1].split(":", 1)
@@ -146,6 +206,13 @@ def _serve(socket_path: str, preload: list[str]) -> None:
             connection, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
             request = json.loads(message.decode())
+            if "clear" in request:
+                confined = os.environ.get("GRADER_CONFINED") == "1"
+                spare = {1, os.getpid(), *([relay.pid] if relay else [])}
+                killed = _clear_sandbox(request["clear"], spare) if confined else 0
+                connection.sendall(json.dumps({"cleared": killed}).encode() + b"\n")
+                connection.close()
+                continue
             if "kill" in request:
                 # Pids are this server's: inside a sandbox only it can name them.
                 try:
@@ -258,6 +325,7 @@ class WarmInterpreter:
         self._directory.mkdir(parents=True, exist_ok=True)
         self._socket = self._directory / f"{name}.sock"
         self._ready = False
+        self._socket_inode = -1
 
     def start(self) -> None:
         """Launch the server without waiting: it warms up while the grader
@@ -306,6 +374,7 @@ class WarmInterpreter:
         for line in self._process.stdout:
             if line.strip() == b"ready":
                 self._ready = True
+                self._socket_inode = os.stat(self._socket).st_ino
                 return
         raise RuntimeError("the warm interpreter did not start")
 
@@ -349,6 +418,33 @@ class WarmInterpreter:
             connection.close()
             raise RuntimeError("the warm interpreter closed the connection")
         return WarmProcess(connection, reader, json.loads(reply)["pid"], str(self._socket))
+
+    def clear(self, keep: list[Path]) -> None:
+        """Make the server fit for the next submission: inside a sandbox,
+        every process the last one left is killed and /tmp and /opt are
+        emptied, ``keep`` aside. A server whose socket was replaced or
+        removed, or that does not answer, is started afresh instead, so a
+        submission cannot leave a listener of its own in the server's place."""
+        # Not yet ready, it has served no one; ended, it restarts when used.
+        if self._process is None or not self._ready or self._process.poll() is not None:
+            return
+        try:
+            intact = os.stat(self._socket).st_ino == self._socket_inode
+        except OSError:
+            intact = False
+        if intact:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                    connection.settimeout(30)
+                    connection.connect(str(self._socket))
+                    request = json.dumps({"clear": [str(path) for path in keep]}).encode()
+                    socket.send_fds(connection, [request], [])
+                    if json.loads(connection.makefile("rb").readline()).get("cleared") is not None:
+                        return
+            except (OSError, ValueError):
+                pass
+        self.close()
+        self.start()
 
     def close(self) -> None:
         if self._process is not None:
