@@ -12,8 +12,12 @@ import multiprocessing
 import multiprocessing.util
 import os
 import shutil
+import signal
 import stat
+import sys
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -190,6 +194,9 @@ def _worker_start(rubric_path: str | None) -> None:
     # Before xgboost loads OpenMP: the workers share the cores, and threads
     # that spin while idle would take them from each other.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # A SIGTERM to the whole batch unwinds each worker's current grading,
+    # which removes its temporary directories and holdout copy.
+    signal.signal(signal.SIGTERM, _interrupt)
     from grader.grade import emulator_for
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -206,6 +213,27 @@ def _worker_start(rubric_path: str | None) -> None:
     # Workers are forked, so atexit would not run: multiprocessing's own
     # finalizers do, when the pool lets the worker go.
     multiprocessing.util.Finalize(None, stop, exitpriority=10)
+    threading.Thread(target=_exit_with_the_pool, args=(stop,), daemon=True).start()
+
+
+def _exit_with_the_pool(stop: Callable[[], None]) -> None:
+    """A worker whose fork server is gone (the grader was killed) would
+    wait for work forever, holding an emulator and a sandbox: it cleans up
+    and leaves instead. Every other worker holds the queue open, so it
+    would never see the queue close."""
+    server = os.getppid()
+    while os.getppid() == server:
+        time.sleep(1)
+    stop()
+    os._exit(1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Unwind a grading in progress; an idle worker just exits (either way
+    its finalizers stop the emulator and remove its directory)."""
+    if _worker_state.get("grading"):
+        raise KeyboardInterrupt
+    sys.exit(0)
 
 
 def _score_reference() -> None:
@@ -223,6 +251,7 @@ def _grade_one(entry: Entry, out_dir: str, reference: Any, audience: str) -> Gra
     target = Path(out_dir) / entry.student
     source_hash = _content_hash(entry.path)
     staging = None
+    _worker_state["grading"] = True
     try:
         path = entry.path
         if path.is_file():
@@ -246,6 +275,7 @@ def _grade_one(entry: Entry, out_dir: str, reference: Any, audience: str) -> Gra
         result = error_result(entry.student, rubric, f"the grader crashed: {exc}", source_hash)
         _write_error(result, target, audience)
     finally:
+        _worker_state["grading"] = False
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
     write_atomic(target / ".source-hash", source_hash)

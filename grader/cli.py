@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from grader import __version__
@@ -134,8 +136,16 @@ def _common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) ends a run as Ctrl-C does: what is
+    # written stays, temporary directories and the holdout copy go.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     _configure_logging(args.quiet, args.verbose)
     try:
         from grader import commands

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,3 +142,43 @@ def test_killed_batch_resumes_without_loss_or_duplicates(tmp_path, reference):
     rows = list(csv.DictReader((out / "grades.csv").open()))
     assert [r["student"] for r in rows] == ["s1", "s2", "s3"]
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_sigterm_to_the_grader_leaves_no_process_or_temporary_directory(tmp_path, reference):
+    """A CI timeout sends SIGTERM to the grader alone: it stops as on
+    Ctrl-C, and its workers, their sandboxes and every temporary directory
+    (the holdout copy among them) go with it."""
+    import os
+    import signal
+
+    class_dir = tmp_path / "class"
+    for name in ("s1", "s2", "s3"):
+        shutil.copytree(SUBMISSIONS / "reference", class_dir / name)
+    # Short: the workers' Unix sockets live below it, and their paths are limited.
+    scratch = Path(tempfile.mkdtemp(prefix="sigterm-", dir="/tmp"))
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "grader.cli", "grade", str(class_dir), "--out", str(out),
+               "--workers", "2", "--quiet"]
+    batch = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env={**os.environ, "TMPDIR": str(scratch)})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(scratch.glob("grader-private-*")):
+        time.sleep(0.2)
+    batch.send_signal(signal.SIGTERM)
+    assert batch.wait(timeout=120) == 130
+    assert "interrupted; results written so far are kept" in batch.stderr.read()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and list(scratch.glob("grader-*")):
+        time.sleep(0.5)
+    assert sorted(p.name for p in scratch.glob("grader-*")) == []
+    shutil.rmtree(scratch, ignore_errors=True)
+    left = True
+    deadline = time.monotonic() + 30
+    while left and time.monotonic() < deadline:
+        try:
+            os.killpg(batch.pid, 0)
+            time.sleep(0.5)
+        except ProcessLookupError:
+            left = False
+    assert left is False
