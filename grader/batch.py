@@ -304,6 +304,9 @@ def grade_class(
     on_result: Callable[[Entry, GradeResult, bool], None] | None = None,
 ) -> list[GradeResult]:
     """Grade ``entries`` into ``out_dir``; each result is on disk once returned."""
+    from grader.emulator import check_socket_room
+
+    check_socket_room()
     rubric = load_rubric(rubric_path)
     results: dict[str, GradeResult] = {}
     pending = []

@@ -838,6 +838,8 @@ def _validation_in_training(ev: Evidence, run: JobRun
 
 
 def check_channels_matched(ev: Evidence) -> Finding:
+    # Known gap: a channel counts as used once its SM_CHANNEL_* variable is
+    # read, even if the script then reads another channel's files.
     run = ev.graded_run
     if run is None:
         return _no_job(ev) if not ev.notebook.completed else _skipped(

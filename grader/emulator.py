@@ -162,6 +162,7 @@ class Emulator:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
+        check_socket_room(self.control / "emulator.sock")
         with _ACTIVE_LOCK:
             if _ACTIVE is not None:
                 raise EmulatorError("an emulator is already running in this process")
@@ -316,6 +317,24 @@ SageMaker:
     Modules:
       TelemetryOptOut: true
 """
+
+
+#: The longest path a Unix socket can have on Linux.
+_SOCKET_PATH_LIMIT = 107
+#: What a batch worker's emulator adds below the temporary directory.
+_WORKER_SOCKET = "grader-worker-xxxxxxxx/control/emulator.sock"
+
+
+def check_socket_room(socket_path: Path | None = None) -> None:
+    """The emulator's sockets (by default a batch worker's, below the
+    temporary directory) need a short path: say so plainly when it is not."""
+    path = str(socket_path or Path(tempfile.gettempdir()) / _WORKER_SOCKET)
+    if len(path) > _SOCKET_PATH_LIMIT:
+        raise EmulatorError(
+            f"the temporary directory {tempfile.gettempdir()} is too long for the "
+            f"grader's sockets ({len(path)} of at most {_SOCKET_PATH_LIMIT} bytes); "
+            "set TMPDIR to a shorter path, such as /tmp"
+        )
 
 
 def student_environment(emulator: Emulator, home: Path) -> dict[str, str]:
