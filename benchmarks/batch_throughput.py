@@ -41,7 +41,7 @@ import psutil
 from nbclient import NotebookClient
 
 from grader import batch
-from grader.data import Splits, load_splits, write_csv
+from grader.data import Splits, load_splits, write_split
 from grader.emulator import Emulator, student_environment
 from grader.grade import emulator_for, reference_scores
 from grader.results import GradeResult, ModelScores
@@ -279,7 +279,7 @@ def run_floor_submission(emulator: Emulator, rubric: Rubric, splits: Splits) -> 
     workdir = slot / "work"
     shutil.copytree(REFERENCE, workdir, ignore=shutil.ignore_patterns("__pycache__"))
     for split, relative in rubric.fixtures.files.items():
-        write_csv(splits.split(split), workdir / relative)
+        write_split(splits, split, workdir / relative)
 
     emulator.reset(work_root=slot)
     train_cold(emulator)

@@ -90,13 +90,7 @@ def _load_splits(spec_json: str) -> Splits:
     )
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a split as SageMaker's XGBoost reads CSV: label first, no header."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, header=False, index=False)
-
-
 def write_split(splits: Splits, name: str, path: Path) -> None:
-    """Write one split of ``splits`` as :func:`write_csv` would."""
+    """Write one split as SageMaker's XGBoost reads CSV: label first, no header."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(splits.csv(name))

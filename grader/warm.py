@@ -28,10 +28,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-#: What a training job's or a probe's warm interpreter imports up front.
-JOB_PRELOAD = ("numpy", "pandas", "sklearn.metrics", "xgboost", "grader_import_hooks")
-
-
 # -- the server (runs in its own process) -------------------------------------
 
 
@@ -308,7 +304,7 @@ class WarmInterpreter:
         self,
         *,
         python_path: list[str],
-        preload: tuple[str, ...] = JOB_PRELOAD,
+        preload: tuple[str, ...],
         name: str = "warm",
         directory: Path | None = None,
         confinement: Any = None,

@@ -25,7 +25,7 @@ def emulator(rubric, tmp_path_factory):
     with emulator_for(rubric, work) as running:
         splits = load_splits(rubric.fixtures.dataset)
         for split, uri in rubric.fixtures.s3.items():
-            running.seed_object(uri, splits.split(split).to_csv(header=False, index=False).encode())
+            running.seed_object(uri, splits.csv(split))
         yield running
 
 
