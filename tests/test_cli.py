@@ -99,3 +99,20 @@ def test_rubric_fractions_must_leave_training_data(tmp_path):
     assert completed.returncode == 2
     assert "fixtures.dataset: Value error, validation_fraction + holdout_fraction must " \
         "leave at least 10% for training" in completed.stderr
+
+
+def test_cli_gives_back_the_callers_sigterm_handler(tmp_path):
+    """main() turns SIGTERM into an interrupt only while it runs."""
+    import signal
+
+    from grader.cli import main
+
+    def callers_handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, callers_handler)
+    try:
+        assert main(["grade", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+        assert signal.getsignal(signal.SIGTERM) is callers_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
